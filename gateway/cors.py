@@ -1,0 +1,54 @@
+"""CORS for the browser frontend: exact-origin allow-list, answered at the gateway.
+
+A preflight carries no credentials, so it must never be forwarded or need a token; anything that is not a
+real preflight from an allowed origin gets no CORS headers at all, which is how the browser is told no.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .errors import GatewayError
+from .headers import FORWARDED_REQUEST_HEADERS
+
+ALLOWED_REQUEST_HEADERS = ", ".join(["Authorization", "X-Request-Id", *FORWARDED_REQUEST_HEADERS])
+EXPOSED_HEADERS = "X-Total-Count, X-Next-Cursor, X-Request-Id, Location, ETag, Retry-After"
+PREFLIGHT_MAX_AGE_S = "600"
+
+
+class Cors:
+    def __init__(self, origins: tuple[str, ...]) -> None:
+        self._origins = frozenset(origins)
+
+    def _allowed(self, request: web.BaseRequest) -> str | None:
+        origins = request.headers.getall("Origin", ())
+        if len(origins) == 1 and origins[0] in self._origins:
+            return origins[0]
+        return None
+
+    def preflight(self, request: web.BaseRequest, methods: frozenset[str]) -> web.Response:
+        """Answer an OPTIONS request; only an allowed origin asking for an allowed method gets a yes."""
+        origin = self._allowed(request)
+        wanted = request.headers.get("Access-Control-Request-Method")
+        if origin is None or wanted is None:
+            raise GatewayError(403, "CORS preflight not allowed")
+        if wanted not in methods:
+            raise GatewayError(405, "method not allowed", {"Allow": ", ".join(sorted(methods))})
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Methods": ", ".join(sorted(methods)),
+                "Access-Control-Allow-Headers": ALLOWED_REQUEST_HEADERS,
+                "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_S,
+            },
+        )
+
+    def decorate(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
+        """Let an allowed origin read this response (errors included, so the page can show them)."""
+        if not self._origins:
+            return
+        response.headers["Vary"] = "Origin"
+        origin = self._allowed(request)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS

@@ -1,0 +1,28 @@
+"""The one error shape every gateway answer uses: JSON `{"detail": …}` with the status the contract names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from aiohttp import web
+
+
+class GatewayError(Exception):
+    """Raised anywhere on the request path; the handler turns it into a response, never into a 500."""
+
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """Build the JSON error body; `detail` is always a fixed gateway phrase, never client input."""
+    return web.Response(
+        status=status,
+        body=json.dumps({"detail": detail}).encode(),
+        content_type="application/json",
+        headers=headers,
+    )

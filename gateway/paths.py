@@ -1,0 +1,73 @@
+"""Strict parsing of the raw request target.
+
+The ownership check compares the path's user id with the token's `sub`, so the gateway must decide on the
+exact bytes the upstream will route on. Rather than normalising (and risking a disagreement with the
+upstream's own decoding), anything that a server could read in more than one way is refused with 400, and
+the target is later forwarded unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_TARGET_LENGTH = 2048
+
+# RFC 3986 pchar without ';' (matrix parameters) and without '%' (no legitimate route needs escapes, and
+# refusing them removes every double-decoding and encoded-separator trick at once).
+_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/")
+# Query: pchar plus '/', '?' and well-formed percent-escapes; never '#', controls, spaces or non-ASCII.
+_QUERY_CHARS = _PATH_CHARS | frozenset("?%;")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+USER_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
+_ROUTE = re.compile(rf"/api/({USER_ID_PATTERN})/tasks(?:/([1-9][0-9]{{0,17}})(/complete)?)?")
+
+_METHODS_COLLECTION = frozenset({"GET", "POST"})
+_METHODS_ITEM = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+_METHODS_COMPLETE = frozenset({"PATCH"})
+
+
+class BadTarget(ValueError):
+    """The request target is malformed or ambiguous (→ 400)."""
+
+
+class NotRouted(LookupError):
+    """A well-formed target outside the forwarded API (→ 404)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A checked request target: `raw` is forwarded byte for byte, `user_id` is what ownership is checked on."""
+
+    raw: str
+    path: str
+    user_id: str
+    methods: frozenset[str]
+
+
+def parse_target(raw: str) -> Target:
+    """Check a raw request target and match it against the API routes."""
+    if not raw or len(raw) > MAX_TARGET_LENGTH:
+        raise BadTarget("request target is empty or too long")
+    if raw[0] != "/" or raw.startswith("//"):
+        raise BadTarget("request target must be an origin-form path")
+    path, sep, query = raw.partition("?")
+    if not _PATH_CHARS.issuperset(path):
+        raise BadTarget("request path contains a character that is not allowed")
+    if sep and (not _QUERY_CHARS.issuperset(query) or _BAD_ESCAPE.search(query)):
+        raise BadTarget("query string is malformed")
+    segments = path.split("/")[1:]
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise BadTarget("request path contains an empty or dot segment")
+    match = _ROUTE.fullmatch(path)
+    if match is None:
+        raise NotRouted(path)
+    if match.group(3):
+        methods = _METHODS_COMPLETE
+    elif match.group(2):
+        methods = _METHODS_ITEM
+    else:
+        methods = _METHODS_COLLECTION
+    return Target(raw=raw, path=path, user_id=match.group(1), methods=methods)

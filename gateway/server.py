@@ -1,0 +1,105 @@
+"""Process start-up: settings, the event loop, the parser check, and N workers sharing one port.
+
+Workers are separate processes bound with SO_REUSEPORT, so the kernel spreads connections across them and a
+replica scales with its cores while holding no shared state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import sys
+from types import FrameType
+
+from aiohttp import http_parser, web
+
+from .app import GATEWAY_KEY, create_app
+from .settings import ConfigError, GatewaySettings, load_settings
+
+log = logging.getLogger("gateway")
+
+# The lenient pure-Python parser is a smuggling risk; the gateway runs only on aiohttp's llhttp-based one.
+C_PARSER_MODULE = "aiohttp._http_parser"
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 100
+
+
+def ensure_c_parser() -> None:
+    if http_parser.HttpRequestParser.__module__ != C_PARSER_MODULE:
+        raise ConfigError("aiohttp's C HTTP parser is not in use (reinstall aiohttp with its C extensions)")
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a locked dependency on Linux
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def serve(settings: GatewaySettings, *, reuse_port: bool = False) -> None:
+    """Run one worker until SIGTERM/SIGINT, then drain gracefully."""
+    _install_uvloop()
+    asyncio.run(_serve(settings, reuse_port=reuse_port))
+
+
+async def _serve(settings: GatewaySettings, *, reuse_port: bool) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.host, settings.port, reuse_port=reuse_port, shutdown_timeout=settings.shutdown_timeout_s
+    )
+    await site.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("gateway draining (up to %.0f s)", settings.shutdown_timeout_s)
+    app[GATEWAY_KEY].draining = True
+    await runner.cleanup()
+
+
+def _worker(settings: GatewaySettings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
+    serve(settings, reuse_port=True)
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+        ensure_c_parser()
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
+    log.info("gateway listening on http://%s:%d (%d worker(s))", settings.host, settings.port, settings.workers)
+    if settings.workers == 1:
+        serve(settings)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(settings,), daemon=False) for _ in range(settings.workers)]
+    for worker in workers:
+        worker.start()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                worker.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.join()
+    return max((worker.exitcode or 0) for worker in workers)

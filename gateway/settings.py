@@ -1,0 +1,133 @@
+"""Gateway configuration, read from the environment once at start.
+
+Every setting lives here so that an operator can read one file to know what the process obeys, and so that a
+bad value stops the process before it takes traffic rather than failing on the first request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting is missing or unusable; the message names the variable to fix."""
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _secret_list(name: str, raw: SecretStr | None, file: Path | None) -> tuple[bytes, ...]:
+    """Resolve `<VAR>` or `<VAR>_FILE` into a non-empty list of strong secrets (first one current)."""
+    if raw is not None and file is not None:
+        raise ConfigError(f"set only one of {name} and {name}_FILE")
+    text = raw.get_secret_value() if raw is not None else None
+    if file is not None:
+        try:
+            text = file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {file} ({exc.strerror})") from None
+    if not text:
+        return ()
+    secrets = tuple(part.strip().encode() for part in text.split(",") if part.strip())
+    for secret in secrets:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"{name} is too weak: each secret must be at least {MIN_SECRET_BYTES} bytes "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+    return secrets
+
+
+class GatewaySettings(BaseSettings):
+    """Typed view of the GATEWAY_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    admin_port: int | None = Field(None, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    upstream_url: str = "http://127.0.0.1:8001"
+    upstream_timeout_s: float = Field(15.0, gt=0, le=600)
+    upstream_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    upstream_pool_size: int = Field(256, ge=1, le=10_000)
+    max_body_bytes: int = Field(1024 * 1024, ge=0, le=1024 * 1024 * 1024)
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    jwt_secret: SecretStr | None = None
+    jwt_secret_file: Path | None = None
+    internal_secret: SecretStr | None = None
+    internal_secret_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: Annotated[tuple[str, ...], NoDecode] = ()
+    jwt_leeway_s: int = Field(30, ge=0, le=300)
+    jwt_max_ttl_s: int | None = Field(None, gt=0)
+    token_cache_size: int = Field(10_000, ge=0, le=1_000_000)
+
+    jwks_url: str | None = None
+    jwks_refetch_cooldown_s: float = Field(30.0, ge=0, le=3600)
+    jwks_cache_s: float = Field(300.0, gt=0, le=86_400)
+    jwks_timeout_s: float = Field(5.0, gt=0, le=60)
+    jwks_max_bytes: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
+
+    shutdown_timeout_s: float = Field(10.0, ge=0, le=300)
+    log_level: str = "INFO"
+
+    _user_secrets: tuple[bytes, ...] = ()
+    _internal_secrets: tuple[bytes, ...] = ()
+
+    @field_validator("cors_origins", "jwt_audience", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("upstream_url", "jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> GatewaySettings:
+        user = _secret_list("GATEWAY_JWT_SECRET", self.jwt_secret, self.jwt_secret_file)
+        internal = _secret_list("GATEWAY_INTERNAL_SECRET", self.internal_secret, self.internal_secret_file)
+        if not internal:
+            raise ConfigError("GATEWAY_INTERNAL_SECRET is not set (the task service's TASKS_INTERNAL_SECRET)")
+        if not user and not self.jwks_url:
+            raise ConfigError("set GATEWAY_JWT_SECRET (HS256 shared with Better Auth) or GATEWAY_JWKS_URL")
+        if set(user) & set(internal):
+            raise ConfigError("GATEWAY_JWT_SECRET and GATEWAY_INTERNAL_SECRET must be different secrets")
+        object.__setattr__(self, "_user_secrets", user)
+        object.__setattr__(self, "_internal_secrets", internal)
+        return self
+
+    @property
+    def user_secrets(self) -> tuple[bytes, ...]:
+        """HS256 secrets shared with Better Auth; any verifies, so a rotation needs no downtime."""
+        return self._user_secrets
+
+    @property
+    def internal_secrets(self) -> tuple[bytes, ...]:
+        """Secrets for the gateway assertion; the first signs."""
+        return self._internal_secrets
+
+
+def load_settings() -> GatewaySettings:
+    """Read the environment, turning every validation failure into one readable ConfigError."""
+    try:
+        return GatewaySettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GATEWAY_{'_'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(problems) from None

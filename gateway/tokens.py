@@ -1,0 +1,225 @@
+"""Bearer-token authentication: from the Authorization header to a verified user id.
+
+The token's header is only ever used to *look up* a key (`kid`) and to check that it names the algorithm that
+key is bound to; it never chooses an algorithm or supplies key material. Everything pyjwt is lenient about
+(duplicate JSON keys, non-canonical base64url, numeric strings in time claims) is refused here first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+
+from .paths import USER_ID_PATTERN
+
+MAX_TOKEN_LENGTH = 8192
+HMAC_ALGORITHM = "HS256"
+ASSERTION_TYPE = "tg-assertion+jwt"
+_TOKEN68 = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_SUB = re.compile(USER_ID_PATTERN)
+_FORBIDDEN_HEADER_PARAMS = frozenset({"crit", "jku", "x5u", "jwk", "x5c", "zip", "enc"})
+
+
+class AuthorizationMalformed(ValueError):
+    """The Authorization header is syntactically wrong (→ 400 invalid_request)."""
+
+
+class InvalidToken(ValueError):
+    """A presented token failed verification (→ 401 invalid_token). The message is for logs, never a token."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The verified caller, and until when that verdict may be reused."""
+
+    user_id: str
+    valid_until: float
+
+
+class KeySource(Protocol):
+    """Where verification keys for asymmetric algorithms come from (the JWKS cache)."""
+
+    async def key_for(self, kid: str) -> jwt.PyJWK | None:
+        """The key with this `kid`, or None when none is known even after an allowed refetch."""
+
+
+def bearer_token(values: list[str]) -> str | None:
+    """Extract the single bearer token from all Authorization header values.
+
+    None means no bearer credentials were offered (→ plain 401 challenge).
+    """
+    if not values:
+        return None
+    if len(values) > 1:
+        raise AuthorizationMalformed("more than one Authorization header")
+    scheme, _, rest = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = rest.strip(" ")
+    if not token or len(token) > MAX_TOKEN_LENGTH or not _TOKEN68.fullmatch(token):
+        raise AuthorizationMalformed("Authorization must be 'Bearer <one JWS compact token>'")
+    return token
+
+
+def _b64url_json(segment: str) -> dict[str, Any]:
+    """Decode one JWS segment strictly: canonical base64url, UTF-8, JSON object without duplicate keys."""
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("segment is not base64url") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+        raise InvalidToken("segment is not canonical base64url")
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise InvalidToken("segment is not strict JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidToken("segment is not a JSON object")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class TokenVerifier:
+    """Verifies user tokens and remembers verdicts so each token's signature is checked once."""
+
+    def __init__(
+        self,
+        *,
+        hmac_secrets: tuple[bytes, ...],
+        keys: KeySource | None,
+        issuer: str | None,
+        audience: tuple[str, ...],
+        leeway_s: int,
+        max_ttl_s: int | None,
+        cache_size: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._hmac_secrets = hmac_secrets
+        self._keys = keys
+        self._issuer = issuer
+        self._audience: list[str] | None = list(audience) or None
+        self._leeway = leeway_s
+        self._max_ttl = max_ttl_s
+        self._cache_size = cache_size
+        self._cache: dict[str, Identity] = {}
+        self._clock = clock
+        self.cache_hits = 0
+
+    def use_keys(self, keys: KeySource) -> None:
+        """Attach the JWKS once it exists (it needs the running loop's HTTP client)."""
+        self._keys = keys
+
+    def forget_all(self) -> None:
+        """Drop remembered verdicts, e.g. when the key set changed and a key may have been withdrawn."""
+        self._cache.clear()
+
+    async def verify(self, token: str) -> Identity:
+        """Return the identity in `token` or raise InvalidToken; never raises anything else."""
+        now = self._clock()
+        cached = self._cache.get(token)
+        if cached is not None:
+            if now < cached.valid_until:
+                self.cache_hits += 1
+                return cached
+            del self._cache[token]
+        identity = await self._verify_uncached(token, now)
+        if self._cache_size:
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[token] = identity
+        return identity
+
+    async def _verify_uncached(self, token: str, now: float) -> Identity:
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise InvalidToken("not a JWS compact token")
+        head_b64, payload_b64, _ = parts
+        header = _b64url_json(head_b64)
+        payload = _b64url_json(payload_b64)
+        alg = header.get("alg")
+        if not isinstance(alg, str):
+            raise InvalidToken("alg missing")
+        if _FORBIDDEN_HEADER_PARAMS.intersection(header):
+            raise InvalidToken("token header carries a parameter the gateway refuses")
+        if header.get("typ") == ASSERTION_TYPE:
+            raise InvalidToken("a gateway assertion is not a user token")
+        self._check_claim_types(payload, now)
+        if alg == HMAC_ALGORITHM:
+            candidates: list[tuple[Any, str]] = [(secret, HMAC_ALGORITHM) for secret in self._hmac_secrets]
+        else:
+            candidates = await self._asymmetric_candidate(header, alg)
+        if not candidates:
+            raise InvalidToken(f"algorithm {alg!r} is not accepted")
+        for key, algorithm in candidates:
+            try:
+                jwt.decode(
+                    token,
+                    key,
+                    algorithms=[algorithm],
+                    audience=self._audience,
+                    issuer=self._issuer,
+                    leeway=self._leeway,
+                    options={"require": ["exp", "sub"], "verify_sub": False, "verify_jti": False},
+                )
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.PyJWTError as exc:
+                raise InvalidToken(type(exc).__name__) from None
+            except (ValueError, TypeError):
+                raise InvalidToken("token could not be verified") from None
+            return Identity(user_id=payload["sub"], valid_until=self._valid_until(payload))
+        raise InvalidToken("signature does not verify")
+
+    async def _asymmetric_candidate(self, header: Mapping[str, Any], alg: str) -> list[tuple[Any, str]]:
+        kid = header.get("kid")
+        if self._keys is None or not isinstance(kid, str) or not 0 < len(kid) <= 256:
+            return []
+        key = await self._keys.key_for(kid)
+        if key is None:
+            raise InvalidToken("unknown key id")
+        if key.algorithm_name != alg:
+            raise InvalidToken("algorithm does not match the key")
+        return [(key, alg)]
+
+    def _check_claim_types(self, payload: Mapping[str, Any], now: float) -> None:
+        sub = payload.get("sub")
+        if not isinstance(sub, str) or not _SUB.fullmatch(sub):
+            raise InvalidToken("sub missing or not a valid user id")
+        if not _is_number(payload.get("exp")):
+            raise InvalidToken("exp missing or not a number")
+        for claim in ("iat", "nbf"):
+            if claim in payload and not _is_number(payload[claim]):
+                raise InvalidToken(f"{claim} is not a number")
+        if "iat" in payload and payload["iat"] > now + self._leeway:
+            raise InvalidToken("iat is in the future")
+        if self._max_ttl is not None:
+            if "iat" not in payload:
+                raise InvalidToken("iat required when a maximum lifetime is set")
+            if payload["exp"] - payload["iat"] > self._max_ttl:
+                raise InvalidToken("token lifetime exceeds the maximum")
+
+    def _valid_until(self, payload: Mapping[str, Any]) -> float:
+        return float(payload["exp"]) + self._leeway

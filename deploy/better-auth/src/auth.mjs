@@ -1,0 +1,28 @@
+// Creates the Better Auth instance over a SQLite file: node-sqlite3-wasm needs no native build,
+// which keeps `npm ci` free of binary downloads.
+import { betterAuth } from "better-auth";
+import { getMigrations } from "better-auth/db/migration";
+import { bearer, jwt } from "better-auth/plugins";
+import { NodeWasmDialect } from "kysely-wasm";
+import sqlite from "node-sqlite3-wasm";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+import { jwtPluginOptions } from "./jwt-options.mjs";
+
+/** Opens the database, builds the auth instance and brings the schema up to date. */
+export async function createAuth(config) {
+  mkdirSync(dirname(config.dbPath), { recursive: true });
+  const database = new sqlite.Database(config.dbPath);
+  const auth = betterAuth({
+    baseURL: config.baseURL,
+    secret: config.authSecret,
+    database: { dialect: new NodeWasmDialect({ database }), type: "sqlite" },
+    emailAndPassword: { enabled: true },
+    plugins: [jwt(jwtPluginOptions(config)), bearer()],
+    telemetry: { enabled: false },
+  });
+  const { runMigrations } = await getMigrations(auth.options);
+  await runMigrations();
+  return { auth, close: () => database.close() };
+}

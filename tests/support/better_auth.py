@@ -1,0 +1,97 @@
+"""Start the reference Better Auth issuer (deploy/better-auth) and use its HTTP API as a client would.
+
+Its node_modules come from `npm ci` in deploy/better-auth, run by the Makefile / CI before the tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .processes import REPO_ROOT, RunningProcess, clean_env, free_port, running
+
+ISSUER_DIR = REPO_ROOT / "deploy" / "better-auth"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class BetterAuthUser:
+    id: str
+    email: str
+    session_token: str
+
+
+@dataclass
+class Issuer:
+    origin: str
+    process: RunningProcess
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.origin}/api/auth/jwks"
+
+    def _client(self) -> httpx.Client:
+        # A browser sends its Origin with every auth POST; Better Auth checks it against baseURL.
+        return httpx.Client(base_url=self.origin, headers={"Origin": self.origin}, timeout=10.0)
+
+    def sign_up(self, name: str) -> BetterAuthUser:
+        """Create a user with email + password; Better Auth signs them in at once."""
+        email = f"{name}-{secrets.token_hex(4)}@example.com"
+        with self._client() as client:
+            response = client.post("/api/auth/sign-up/email", json={"name": name, "email": email, "password": PASSWORD})
+        response.raise_for_status()
+        return BetterAuthUser(response.json()["user"]["id"], email, response.headers["set-auth-token"])
+
+    def sign_in(self, email: str) -> BetterAuthUser:
+        with self._client() as client:
+            response = client.post("/api/auth/sign-in/email", json={"email": email, "password": PASSWORD})
+        response.raise_for_status()
+        return BetterAuthUser(response.json()["user"]["id"], email, response.headers["set-auth-token"])
+
+    def jwt(self, user: BetterAuthUser) -> str:
+        """A fresh JWT for user, from /api/auth/token with the bearer() plugin's session token."""
+        with self._client() as client:
+            response = client.get("/api/auth/token", headers={"Authorization": f"Bearer {user.session_token}"})
+        response.raise_for_status()
+        token: str = response.json()["token"]
+        return token
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        with self._client() as client:
+            response = client.get("/api/auth/jwks")
+        response.raise_for_status()
+        keys: dict[str, list[dict[str, str]]] = response.json()
+        return keys
+
+
+def issuer_env(port: int, db_path: Path, settings: Mapping[str, str]) -> dict[str, str]:
+    return clean_env(
+        {
+            "BA_HOST": "127.0.0.1",
+            "BA_PORT": str(port),
+            "BA_DB_PATH": str(db_path),
+            "BETTER_AUTH_SECRET": secrets.token_urlsafe(32),
+            **settings,
+        }
+    )
+
+
+@contextmanager
+def running_issuer(
+    work_dir: Path, settings: Mapping[str, str] | None = None, *, port: int | None = None, name: str = "issuer"
+) -> Iterator[Issuer]:
+    """The issuer on 127.0.0.1 with a database in work_dir; settings are its env vars (JWT_MODE, …).
+
+    Pass the same port and work_dir again to restart it with the same URL; a new db file name in
+    settings (BA_DB_PATH) gives it new keys.
+    """
+    port = port or free_port()
+    env = issuer_env(port, work_dir / f"{name}.db", settings or {})
+    origin = f"http://127.0.0.1:{port}"
+    with running(name, ["node", "server.mjs"], env, f"{origin}/healthz", work_dir, cwd=ISSUER_DIR) as proc:
+        yield Issuer(origin, proc)

@@ -57,10 +57,10 @@ def parse_target(raw: str) -> Target:
         raise BadTarget("request path contains a character that is not allowed")
     if sep and (not _QUERY_CHARS.issuperset(query) or _BAD_ESCAPE.search(query)):
         raise BadTarget("query string is malformed")
-    segments = path.split("/")[1:]
-    for segment in segments:
-        if segment in ("", ".", ".."):
-            raise BadTarget("request path contains an empty or dot segment")
+    if path != "/":
+        for segment in path.split("/")[1:]:
+            if segment in ("", ".", ".."):
+                raise BadTarget("request path contains an empty or dot segment")
     match = _ROUTE.fullmatch(path)
     if match is None:
         raise NotRouted(path)

@@ -1,0 +1,53 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is set up on the way.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+NODE_DIR := deploy/better-auth
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+.PHONY: install run test lint typecheck pytest system-deps node-deps audit bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): requirements.lock pyproject.toml | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	./scripts/system-deps.sh
+
+$(NODE_STAMP): $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node-deps:
+	@if [ -f $(NODE_DIR)/package-lock.json ] && command -v npm >/dev/null; then $(MAKE) --no-print-directory $(NODE_STAMP); fi
+
+run: install node-deps
+	$(VENV)/bin/taskgate up
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy --strict gateway task_service taskgate
+
+pytest: install
+	$(VENV)/bin/pytest
+
+audit: install
+	$(VENV)/bin/pip-audit --strict --progress-spinner off -r requirements.lock
+
+test: system-deps install node-deps lint typecheck pytest
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) data .taskgate .mypy_cache .ruff_cache .pytest_cache test-artifacts

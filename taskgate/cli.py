@@ -1,0 +1,91 @@
+"""Command line: `taskgate up`, `taskgate token`, `taskgate migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+import jwt
+
+from . import devsecrets
+from .processes import Stack
+
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """'15m' → 900; bare numbers are seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 900, 15m, 1h)")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def mint_token(user_id: str, secret: str, ttl_s: int, issuer: str | None, audience: str | None) -> str:
+    """An HS256 token shaped like Better Auth's (sub, iat, exp, optional iss/aud)."""
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_s}
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience.split(",")[0].strip()
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _user_secret() -> str:
+    configured = os.environ.get("GATEWAY_JWT_SECRET", "").split(",")[0].strip()
+    return configured or devsecrets.load_or_create()["GATEWAY_JWT_SECRET"]
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(
+        mint_token(
+            args.user_id,
+            _user_secret(),
+            args.ttl,
+            os.environ.get("GATEWAY_JWT_ISSUER"),
+            os.environ.get("GATEWAY_JWT_AUDIENCE"),
+        )
+    )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = Stack.from_environment(gateway_port=args.port, service_port=args.service_port)
+    with stack:
+        if not stack.start():
+            return 1
+        token = mint_token("demo-user", stack.user_secret, 3600, stack.issuer, stack.audience)
+        print(stack.banner(token), flush=True)
+        return stack.wait()
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    return subprocess.call([sys.executable, "-m", "task_service", "migrate"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the task service and the gateway together (SQLite, dev secrets)")
+    up.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
+    up.add_argument("--service-port", type=int, default=int(os.environ.get("TASKS_PORT", "8001")))
+    up.set_defaults(func=cmd_up)
+    token = sub.add_parser("token", help="mint an HS256 token for USER_ID with the configured secret")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=parse_duration, default=900, help="lifetime, e.g. 900, 15m, 1h")
+    token.set_defaults(func=cmd_token)
+    migrate = sub.add_parser("migrate", help="apply the task service's database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,149 @@
+"""Shared fixtures for tests that run the gateway in-process in front of a recording upstream.
+
+The recording upstream keeps the raw bytes it was sent, so tests can assert exactly what crossed the gateway,
+and — just as important — that a rejected request never arrived at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.app import create_app
+from gateway.server import MAX_FIELD_SIZE, MAX_HEADERS, MAX_LINE_SIZE
+from gateway.settings import GatewaySettings
+
+JWT_SECRET = "test-user-token-secret-" + "u" * 24
+INTERNAL_SECRET = "test-internal-secret-" + "i" * 24
+
+
+def make_token(
+    sub: Any = "alice", *, secret: str = JWT_SECRET, ttl: int = 900, alg: str = "HS256", **claims: Any
+) -> str:
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + ttl, **claims}
+    if sub is None:
+        del payload["sub"]
+    return jwt.encode(payload, secret, algorithm=alg)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Received:
+    method: str
+    raw_path: str
+    raw_headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def header(self, name: str) -> list[str]:
+        key = name.lower().encode()
+        return [v.decode("latin-1") for k, v in self.raw_headers if k.lower() == key]
+
+    def names(self) -> set[str]:
+        return {k.decode("latin-1").lower() for k, _ in self.raw_headers}
+
+
+@dataclass
+class Recorder:
+    """An upstream that records every request and answers with `reply` (replaceable per test)."""
+
+    received: list[Received] = field(default_factory=list)
+    reply: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.port}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.received.append(Received(request.method, request.raw_path, list(request.raw_headers), body))
+        if self.reply is not None:
+            return await self.reply(request)
+        return web.json_response([{"ok": True}], headers={"X-Total-Count": "1"})
+
+    async def ready(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ready": True})
+
+
+def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "upstream_url": upstream_url,
+        "jwt_secret": JWT_SECRET,
+        "internal_secret": INTERNAL_SECRET,
+        "cors_origins": ("http://app.example",),
+        "upstream_timeout_s": 2.0,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    rec = Recorder()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/readyz", rec.ready)
+    app.router.add_route("*", "/{tail:.*}", rec.handle)
+    rec.server = TestServer(app, host="127.0.0.1")
+    await rec.server.start_server()
+    yield rec
+    await rec.server.close()
+
+
+GatewayFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def start_gateway(recorder: Recorder) -> AsyncIterator[GatewayFactory]:
+    """Starts a gateway on a real loopback port with production HTTP limits; settings overridable."""
+    servers: list[TestServer] = []
+
+    async def start(**overrides: Any) -> TestServer:
+        upstream = overrides.pop("upstream_url", recorder.url)
+        server = TestServer(
+            create_app(gateway_settings(upstream, **overrides)),
+            host="127.0.0.1",
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            max_headers=MAX_HEADERS,
+        )
+        await server.start_server()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+async def raw_request(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send bytes exactly as given on one connection; return all bytes read until the peer closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await reader.read(65536):
+                chunks.append(chunk)
+    except TimeoutError:
+        pass
+    finally:
+        writer.close()
+    return b"".join(chunks)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])

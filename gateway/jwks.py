@@ -98,6 +98,7 @@ class JwksCache:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fresh_until = 0.0
         self._last_attempt = -float("inf")
+        self._last_unknown_kid_fetch = -float("inf")
         self._inflight: asyncio.Task[None] | None = None
         self.fetches = 0
         self.failures = 0
@@ -112,7 +113,8 @@ class JwksCache:
         if now >= self._fresh_until and now - self._last_attempt >= self._cooldown_s:
             self._start_refresh()
         key = self._keys.get(kid)
-        if key is None and now - self._last_attempt >= self._cooldown_s:
+        if key is None and now - self._last_unknown_kid_fetch >= self._cooldown_s:
+            self._last_unknown_kid_fetch = now
             self._start_refresh()
         if key is None and self._inflight is not None:
             await asyncio.shield(self._inflight)

@@ -1,0 +1,1 @@
+"""taskgate's internal task service: a FastAPI app that trusts only the gateway's signed assertion."""

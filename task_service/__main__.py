@@ -1,0 +1,46 @@
+"""`python -m task_service` serves the API; `python -m task_service migrate` only migrates."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import uvicorn
+
+from task_service.app import create_app
+from task_service.migrate import migrate
+from task_service.settings import ConfigError, load_database_settings, load_settings
+
+
+def _serve() -> int:
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        http="httptools",
+        loop="uvloop",
+        proxy_headers=False,  # client addresses come from the gateway's headers, never trusted here
+        server_header=False,
+        date_header=True,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m task_service", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=["serve", "migrate"], default="serve")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "migrate":
+            asyncio.run(migrate(load_database_settings()))
+            return 0
+        return _serve()
+    except ConfigError as exc:
+        print(f"task_service: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The /api/{user_id}/tasks routes (docs/contract.md, "Routes")."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from task_service import store
+from task_service.assertion import acting_user
+from task_service.etags import etag, parse_if_match
+from task_service.models import Task
+from task_service.request_body import json_body
+from task_service.schemas import ListQuery, TaskCreate, TaskOut, TaskPatch, TaskReplace
+
+router = APIRouter(prefix="/api/{user_id}/tasks")
+
+User = Annotated[str, Depends(acting_user)]
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+async def db_session(request: Request, _user: User) -> AsyncIterator[AsyncSession]:
+    """A session per request, opened only once the caller is authenticated."""
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(db_session)]
+
+
+def _if_match(request: Request) -> store.Precondition | None:
+    return parse_if_match(request.headers.getlist("if-match"))
+
+
+Precondition = Annotated[store.Precondition | None, Depends(_if_match)]
+
+
+def _task_response(task: Task, response: Response) -> TaskOut:
+    response.headers["ETag"] = etag(task.version)
+    return TaskOut.model_validate(task)
+
+
+@router.get("", response_model=list[TaskOut])
+async def list_tasks(
+    user: User, session: Session, query: Annotated[ListQuery, Query()], response: Response
+) -> list[TaskOut]:
+    async with session.begin():
+        tasks, total = await store.list_tasks(session, user, query)
+    response.headers["X-Total-Count"] = str(total)
+    return [TaskOut.model_validate(task) for task in tasks]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskOut)
+async def create_task(
+    user: User,
+    session: Session,
+    body: Annotated[TaskCreate, Depends(json_body(TaskCreate))],
+    response: Response,
+) -> TaskOut:
+    async with session.begin():
+        task = await store.create_task(session, user, body.model_dump())
+    response.headers["Location"] = f"/api/{user}/tasks/{task.id}"
+    return _task_response(task, response)
+
+
+@router.get("/{task_id}", response_model=TaskOut)
+async def get_task(user: User, session: Session, task_id: TaskId, response: Response) -> TaskOut:
+    async with session.begin():
+        task = await store.get_task(session, user, task_id)
+    return _task_response(task, response)
+
+
+@router.put("/{task_id}", response_model=TaskOut)
+async def replace_task(
+    user: User,
+    session: Session,
+    task_id: TaskId,
+    body: Annotated[TaskReplace, Depends(json_body(TaskReplace))],
+    precondition: Precondition,
+    response: Response,
+) -> TaskOut:
+    async with session.begin():
+        task = await store.update_task(session, user, task_id, body.model_dump(), precondition)
+    return _task_response(task, response)
+
+
+@router.patch("/{task_id}", response_model=TaskOut)
+async def patch_task(
+    user: User,
+    session: Session,
+    task_id: TaskId,
+    body: Annotated[TaskPatch, Depends(json_body(TaskPatch))],
+    precondition: Precondition,
+    response: Response,
+) -> TaskOut:
+    async with session.begin():
+        task = await store.update_task(session, user, task_id, body.changes(), precondition)
+    return _task_response(task, response)
+
+
+@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_task(user: User, session: Session, task_id: TaskId, precondition: Precondition) -> Response:
+    async with session.begin():
+        await store.delete_task(session, user, task_id, precondition)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch("/{task_id}/complete", response_model=TaskOut)
+async def toggle_task(
+    user: User, session: Session, task_id: TaskId, precondition: Precondition, response: Response
+) -> TaskOut:
+    async with session.begin():
+        task = await store.toggle_task(session, user, task_id, precondition)
+    return _task_response(task, response)

@@ -1,0 +1,65 @@
+"""Builds the FastAPI application: routes, error shapes and the database's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from task_service import store
+from task_service.api import router
+from task_service.assertion import AssertionVerifier
+from task_service.db import Database
+from task_service.health import router as health_router
+from task_service.migrate import migrate
+from task_service.settings import Settings
+
+logger = logging.getLogger("task_service")
+
+
+async def _not_found(_request: Request, _exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "task not found"}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+async def _precondition_failed(_request: Request, _exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the task has changed since the version given in If-Match"},
+        status_code=status.HTTP_412_PRECONDITION_FAILED,
+    )
+
+
+async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+    """Keep the one error shape even for bugs; the traceback goes to the log only."""
+    return JSONResponse({"detail": "internal error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await migrate(settings)
+        database = Database(settings)
+        app.state.db = database
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="taskgate task service",
+        lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would leave the path the gateway checked
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.verifier = AssertionVerifier(settings.internal_secret_keys)
+    app.include_router(health_router)
+    app.include_router(router)
+    app.add_exception_handler(store.TaskNotFound, _not_found)
+    app.add_exception_handler(store.PreconditionFailed, _precondition_failed)
+    app.add_exception_handler(Exception, _internal_error)
+    return app

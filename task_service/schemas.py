@@ -1,0 +1,76 @@
+"""The JSON the API accepts and returns; validation here is what turns bad input into a 422."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_serializer, model_validator
+
+from task_service.models import DESCRIPTION_MAX, TITLE_MAX
+
+Title = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
+Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX)]
+
+
+class _Input(BaseModel):
+    # Unknown fields are a client bug (a typo like "complete" would otherwise be silently ignored).
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskCreate(_Input):
+    title: Title
+    description: Description | None = None
+    completed: StrictBool = False
+
+
+class TaskReplace(_Input):
+    """PUT: the whole task; what is left out takes its default."""
+
+    title: Title
+    description: Description | None = None
+    completed: StrictBool = False
+
+
+class TaskPatch(_Input):
+    """PATCH: only the fields given change; description may be cleared with null, the others not."""
+
+    title: Title | None = None
+    description: Description | None = None
+    completed: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for name in ("title", "completed"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} may not be null")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: str
+    title: str
+    description: str | None
+    completed: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("created_at", "updated_at")
+    def _utc_z(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class ListQuery(BaseModel):
+    """The list endpoint's query string."""
+
+    status: Literal["all", "pending", "completed"] = "all"
+    sort: Literal["created", "-created", "updated", "-updated", "title", "-title"] = "-created"
+    q: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)] | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0)

@@ -1,0 +1,113 @@
+"""Every /api route of the task service, with a valid assertion."""
+
+from __future__ import annotations
+
+import re
+
+from tests.task_service.signer import Api
+
+ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+
+async def test_create_returns_task_location_and_etag(api: Api) -> None:
+    response = await api.request("POST", "/api/alice/tasks", json={"title": "  buy milk  ", "description": "2 litres"})
+    assert response.status_code == 201
+    task = response.json()
+    assert set(task) == {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
+    assert task["user_id"] == "alice"
+    assert task["title"] == "buy milk"
+    assert task["description"] == "2 litres"
+    assert task["completed"] is False
+    assert ISO_Z.match(task["created_at"]) and ISO_Z.match(task["updated_at"])
+    assert response.headers["location"] == f"/api/alice/tasks/{task['id']}"
+    assert response.headers["etag"] == '"1"'
+
+
+async def test_get_returns_the_task(api: Api) -> None:
+    created = await api.create(title="read", completed=True)
+    response = await api.request("GET", f"/api/alice/tasks/{created['id']}")
+    assert response.status_code == 200
+    assert response.json() == created
+    assert response.headers["etag"] == '"1"'
+
+
+async def test_put_replaces_every_field(api: Api) -> None:
+    created = await api.create(title="old", description="old text", completed=True)
+    response = await api.request("PUT", f"/api/alice/tasks/{created['id']}", json={"title": "new"})
+    assert response.status_code == 200
+    task = response.json()
+    assert (task["title"], task["description"], task["completed"]) == ("new", None, False)
+    assert task["created_at"] == created["created_at"]
+    assert task["updated_at"] > created["updated_at"]
+    assert response.headers["etag"] == '"2"'
+
+
+async def test_patch_changes_only_given_fields(api: Api) -> None:
+    created = await api.create(title="keep", description="clear me")
+    url = f"/api/alice/tasks/{created['id']}"
+    response = await api.request("PATCH", url, json={"description": None})
+    assert response.status_code == 200
+    assert (response.json()["title"], response.json()["description"]) == ("keep", None)
+    response = await api.request("PATCH", url, json={"completed": True})
+    assert response.json()["completed"] is True
+    assert response.json()["title"] == "keep"
+    assert response.headers["etag"] == '"3"'
+
+
+async def test_complete_toggles(api: Api) -> None:
+    created = await api.create()
+    url = f"/api/alice/tasks/{created['id']}/complete"
+    first = await api.request("PATCH", url)
+    second = await api.request("PATCH", url)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.json()["completed"] is True
+    assert second.json()["completed"] is False
+
+
+async def test_delete_then_gone(api: Api) -> None:
+    created = await api.create()
+    url = f"/api/alice/tasks/{created['id']}"
+    response = await api.request("DELETE", url)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert (await api.request("GET", url)).status_code == 404
+    assert (await api.request("DELETE", url)).status_code == 404
+
+
+async def test_missing_task_is_404(api: Api) -> None:
+    for method, suffix, body in [
+        ("GET", "", None),
+        ("PUT", "", {"title": "x"}),
+        ("PATCH", "", {"title": "x"}),
+        ("DELETE", "", None),
+        ("PATCH", "/complete", None),
+    ]:
+        response = await api.request(method, f"/api/alice/tasks/999{suffix}", json=body)
+        assert response.status_code == 404, (method, suffix)
+        assert response.json() == {"detail": "task not found"}
+
+
+async def test_other_users_tasks_are_indistinguishable_from_missing(api: Api) -> None:
+    alices = await api.create(user="alice", title="secret plan")
+    url = f"/api/bob/tasks/{alices['id']}"
+    for method, suffix, body in [
+        ("GET", "", None),
+        ("PUT", "", {"title": "mine now"}),
+        ("PATCH", "", {"completed": True}),
+        ("PATCH", "/complete", None),
+        ("DELETE", "", None),
+    ]:
+        response = await api.request(method, url + suffix, user="bob", json=body)
+        assert response.status_code == 404, (method, suffix)
+        assert response.json() == {"detail": "task not found"}
+    listing = await api.request("GET", "/api/bob/tasks", user="bob")
+    assert listing.json() == []
+    assert listing.headers["x-total-count"] == "0"
+    unchanged = await api.request("GET", f"/api/alice/tasks/{alices['id']}")
+    assert unchanged.json() == alices
+
+
+async def test_unknown_path_and_trailing_slash_are_404_not_redirects(api: Api) -> None:
+    assert (await api.request("GET", "/api/alice/tasks/")).status_code == 404
+    assert (await api.request("GET", "/api/alice/other")).status_code == 404
+    assert (await api.request("GET", "/nope")).json() == {"detail": "Not Found"}

@@ -86,7 +86,7 @@ class Gateway:
     async def _pass(self, request: web.Request) -> web.StreamResponse:
         target = self._parse(request)
         if request.method == "OPTIONS":
-            return self.cors.preflight(request, target.methods)
+            return self.cors.preflight(request)
         if request.method not in target.methods:
             raise GatewayError(405, "method not allowed", {"Allow": ", ".join(sorted(target.methods))})
         identity = await self._authenticate(request)

@@ -26,6 +26,7 @@ _ROUTE = re.compile(rf"/api/({USER_ID_PATTERN})/tasks(?:/([1-9][0-9]{{0,17}})(/c
 _METHODS_COLLECTION = frozenset({"GET", "POST"})
 _METHODS_ITEM = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 _METHODS_COMPLETE = frozenset({"PATCH"})
+API_METHODS = _METHODS_COLLECTION | _METHODS_ITEM
 
 
 class BadTarget(ValueError):

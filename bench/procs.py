@@ -1,0 +1,169 @@
+"""Starting, pinning, finding and stopping the processes a bench run owns.
+
+Every child runs in its own session so that it and anything it forks (nginx workers, gateway workers)
+can be stopped by process group on exit, including after Ctrl-C, without touching anything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cores: str, argv: Sequence[str]) -> list[str]:
+    return ["taskset", "-c", cores, *argv]
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+@dataclass
+class Started:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+class StartError(RuntimeError):
+    """A process exited or never listened; the message carries the tail of its log."""
+
+
+@dataclass
+class Processes:
+    """The processes of one bench run; `stop_all` (also run on exit) ends each group it started."""
+
+    log_dir: Path
+    started: list[Started] = field(default_factory=list)
+
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None, port: int | None = None
+    ) -> Started:
+        log = self.log_dir / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        item = Started(name, proc, log)
+        self.started.append(item)
+        if port is not None:
+            self._wait_listening(item, port)
+        return item
+
+    def _wait_listening(self, item: Started, port: int) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if item.proc.poll() is not None:
+                raise StartError(f"{item.name} exited with {item.proc.returncode}:\n{item.log_tail()}")
+            if port_open(port):
+                return
+            time.sleep(0.05)
+        raise StartError(f"{item.name} did not listen on {port} within {READY_TIMEOUT_S:.0f} s")
+
+    def stop(self, item: Started) -> None:
+        if item.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(item.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                item.proc.wait(STOP_TIMEOUT_S)
+        # Workers a supervisor forked may outlive it; the group still names them.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(item.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            item.proc.wait(STOP_TIMEOUT_S)
+        if item in self.started:
+            self.started.remove(item)
+
+    def stop_all(self) -> None:
+        for item in reversed(list(self.started)):
+            self.stop(item)
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            next(fh)
+            for line in fh:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "0A":
+                    inodes.add(cols[9])
+    return inodes
+
+
+def established_count(port: int) -> int:
+    """Server-side ESTABLISHED sockets on `port` (state 01), to confirm idle connections stay open."""
+    count = 0
+    with open("/proc/net/tcp") as fh:
+        next(fh)
+        for line in fh:
+            cols = line.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "01":
+                count += 1
+    return count
+
+
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            # Fields after the parenthesised command: state ppid pgrp session ...
+            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def listening_pids(item: Started, port: int) -> list[int]:
+    """Processes of `item` that own a listening socket on `port`: its serving workers."""
+    inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    owners = []
+    for pid in _session_pids(item.proc.pid):
+        with contextlib.suppress(OSError):
+            fd_dir = Path(f"/proc/{pid}/fd")
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                owners.append(pid)
+    return owners
+
+
+def listening_socket_count(port: int) -> int:
+    """How many sockets listen on `port`: N with SO_REUSEPORT workers, 1 otherwise."""
+    return len(_listening_inodes(port))
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")

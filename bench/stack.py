@@ -1,0 +1,165 @@
+"""The servers of one bench run: each started on a free 127.0.0.1 port, pinned, and probed once.
+
+Placement (docs/performance.md): the proxy under test on core 0; wrk, nginx and the task service on
+core 1, so every proxy competes only with itself.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import tokens
+from bench.procs import Processes, Started, StartError, free_port, listening_socket_count, pinned
+from bench.upstream import FIXED_BODY, JWKS_PATH, render_nginx_conf
+from bench.wrk import Request
+
+PROXY_CORES = "0"
+SUPPORT_CORES = "1"
+REPO = Path(__file__).resolve().parent.parent
+WORKERS_SETTLE_S = 10.0
+
+
+class Unavailable(RuntimeError):
+    """A case cannot run yet (e.g. the gateway lacks a feature); its row reads n/a with this reason."""
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    port: int
+    process: Started
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def request_once(port: int, req: Request) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(req.method, req.path, body=req.body, headers=req.headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    procs: Processes
+    jwt_secret: str = field(default_factory=tokens.new_secret)
+    internal_secret: str = field(default_factory=tokens.new_secret)
+    eddsa: tokens.EdDSAKey = field(default_factory=tokens.EdDSAKey)
+
+    def _python(self, name: str, module: str, args: list[str], env: Mapping[str, str], cores: str) -> Server:
+        port = free_port()
+        argv = pinned(cores, [sys.executable, "-m", module, *[a.replace("{port}", str(port)) for a in args]])
+        env = {"PYTHONPATH": str(REPO), **{k: v.replace("{port}", str(port)) for k, v in env.items()}}
+        return Server(name, port, self.procs.start(name, argv, env=env, port=port))
+
+    def nginx(self) -> Server:
+        port = free_port()
+        conf = render_nginx_conf(self.run_dir, port, self.eddsa.jwks_json())
+        argv = pinned(SUPPORT_CORES, ["nginx", "-c", str(conf), "-p", str(self.run_dir)])
+        return Server("nginx", port, self.procs.start("nginx", argv, port=port))
+
+    def haproxy(self, upstream: Server) -> Server:
+        port = free_port()
+        env = {
+            "BENCH_HAPROXY_PORT": str(port),
+            "BENCH_UPSTREAM_PORT": str(upstream.port),
+            "BENCH_JWT_SECRET": self.jwt_secret,
+        }
+        argv = pinned(PROXY_CORES, ["haproxy", "-db", "-f", str(REPO / "bench" / "haproxy.cfg")])
+        return Server("haproxy", port, self.procs.start("haproxy", argv, env=env, port=port))
+
+    def baseline(self, upstream: Server) -> Server:
+        return self._python(
+            "baseline",
+            "bench.baseline_proxy",
+            ["--port", "{port}", "--upstream", upstream.url],
+            {"BENCH_JWT_SECRET": self.jwt_secret},
+            PROXY_CORES,
+        )
+
+    def fixed(self, uvloop: bool) -> Server:
+        args = ["--port", "{port}", *(["--uvloop"] if uvloop else [])]
+        return self._python("aiohttp-fixed", "bench.fixed_server", args, {}, PROXY_CORES)
+
+    def gateway(
+        self, upstream: Server, *, jwks: Server | None = None, workers: int = 1, cores: str = PROXY_CORES
+    ) -> Server:
+        if not (REPO / "gateway" / "__main__.py").exists():
+            raise Unavailable("no `python -m gateway` yet")
+        env = {
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": "{port}",
+            "GATEWAY_UPSTREAM_URL": upstream.url,
+            "GATEWAY_JWT_SECRET": self.jwt_secret,
+            "GATEWAY_INTERNAL_SECRET": self.internal_secret,
+            "GATEWAY_WORKERS": str(workers),
+        }
+        if jwks is not None:
+            env["GATEWAY_JWKS_URL"] = jwks.url + JWKS_PATH
+        name = f"gateway-{'eddsa' if jwks else 'hs256'}-w{workers}"
+        try:
+            server = self._python(name, "gateway", [], env, cores)
+        except StartError as exc:
+            raise Unavailable(f"gateway did not start: {str(exc).splitlines()[-1][:120]}") from exc
+        if workers > 1:
+            self._await_workers(server, workers)
+        return server
+
+    def _await_workers(self, server: Server, workers: int) -> None:
+        """SO_REUSEPORT workers each hold their own listening socket: wait until all of them do."""
+        deadline = time.monotonic() + WORKERS_SETTLE_S
+        while listening_socket_count(server.port) < workers:
+            if time.monotonic() > deadline:
+                self.procs.stop(server.process)
+                raise Unavailable(f"GATEWAY_WORKERS={workers} gave one listening socket (not supported yet)")
+            time.sleep(0.1)
+
+    def task_service(self) -> Server:
+        if not (REPO / "task_service" / "__main__.py").exists():
+            raise Unavailable("no `python -m task_service` yet")
+        env = {
+            "TASKS_HOST": "127.0.0.1",
+            "TASKS_PORT": "{port}",
+            "TASKS_DATABASE_URL": f"sqlite+aiosqlite:///{self.run_dir / 'tasks.db'}",
+            "TASKS_INTERNAL_SECRET": self.internal_secret,
+        }
+        migrate = subprocess.run(
+            [sys.executable, "-m", "task_service", "migrate"],
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if migrate.returncode != 0:
+            raise Unavailable(f"task service migrate failed: {migrate.stderr.strip()[-120:]}")
+        try:
+            return self._python("task-service", "task_service", [], env, SUPPORT_CORES)
+        except StartError as exc:
+            raise Unavailable(f"task service did not start: {str(exc).splitlines()[-1][:120]}") from exc
+
+    def stop(self, server: Server) -> None:
+        self.procs.stop(server.process)
+
+
+def expect(server: Server, req: Request, status: int, body: str | None = None) -> None:
+    """One request before measuring: a case whose answers are wrong is reported n/a, not timed."""
+    got, content = request_once(server.port, req)
+    if got != status or (body is not None and content.decode(errors="replace") != body):
+        raise Unavailable(f"{server.name} answered {got} to the probe (expected {status})")
+
+
+def expect_forwarded(server: Server, req: Request) -> None:
+    expect(server, req, 200, FIXED_BODY)

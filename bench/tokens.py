@@ -1,0 +1,79 @@
+"""Credentials the bench hands out: user tokens (HS256 or EdDSA via a JWKS) and gateway assertions.
+
+They are minted here, with pyjwt, so every proxy under test verifies exactly the same bytes, and the
+direct-to-service end-to-end case can present what the gateway would (docs/contract.md).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+
+TOKEN_TTL_S = 3600
+ASSERTION_TTL_S = 30  # docs/contract.md: exp = iat + 30
+EDDSA_KID = "bench-ed25519"
+
+
+def new_secret() -> str:
+    """A fresh random secret per run, comfortably above the 32-byte minimum the services enforce."""
+    return secrets.token_urlsafe(48)
+
+
+def user_id(index: int) -> str:
+    return f"bench-user-{index:05d}"
+
+
+def _claims(sub: str, now: int) -> dict[str, object]:
+    """Roughly the size and shape of a Better Auth JWT, so parsing costs are realistic."""
+    return {
+        "sub": sub,
+        "email": f"{sub}@example.test",
+        "name": f"Bench User {sub[-5:]}",
+        "iat": now,
+        "exp": now + TOKEN_TTL_S,
+    }
+
+
+@dataclass(frozen=True)
+class EdDSAKey:
+    """An Ed25519 signing key and the JWKS document a gateway fetches to verify it."""
+
+    private: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+
+    def jwks_json(self) -> str:
+        jwk = json.loads(OKPAlgorithm.to_jwk(self.private.public_key()))
+        jwk.update({"kid": EDDSA_KID, "alg": "EdDSA", "use": "sig"})
+        return json.dumps({"keys": [jwk]})
+
+
+def hs256_token(secret: str, sub: str) -> str:
+    return jwt.encode(_claims(sub, int(time.time())), secret, algorithm="HS256")
+
+
+def eddsa_token(key: EdDSAKey, sub: str) -> str:
+    return jwt.encode(_claims(sub, int(time.time())), key.private, algorithm="EdDSA", headers={"kid": EDDSA_KID})
+
+
+def assertion_headers(internal_secret: str, sub: str, method: str, target: str) -> dict[str, str]:
+    """The headers the gateway would add, so the service can be called directly for comparison."""
+    now = int(time.time())
+    rid = uuid.uuid4().hex
+    claims = {
+        "iss": "taskgate-gateway",
+        "aud": "task-service",
+        "sub": sub,
+        "mth": method,
+        "tgt": target,
+        "iat": now,
+        "exp": now + ASSERTION_TTL_S,
+        "rid": rid,
+    }
+    signed = jwt.encode(claims, internal_secret, algorithm="HS256", headers={"typ": "tg-assertion+jwt"})
+    return {"X-Gateway-Assertion": signed, "X-User-Id": sub, "X-Request-Id": rid}

@@ -1,0 +1,82 @@
+"""Running wrk for one case and reading its result line (printed by lua/requests.lua's done())."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.procs import pinned
+
+LUA = Path(__file__).with_name("lua") / "requests.lua"
+WRK_CORES = "1"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: str | None = None
+
+    def line(self) -> str:
+        fields = [self.method, self.path, self.body or "-"]
+        fields += [f"{name}: {value}" for name, value in self.headers.items()]
+        if any("\t" in f or "\n" in f for f in fields):
+            raise ValueError("request fields must not contain tabs or newlines")
+        return "\t".join(fields)
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    duration_us: int
+    p50_us: int
+    p99_us: int
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / (self.duration_us / 1e6)
+
+
+@dataclass(frozen=True)
+class Load:
+    """How hard to push: connections, warm-up and measured seconds, optional per-connection pacing."""
+
+    connections: int = 64
+    warmup_s: int = 2
+    duration_s: int = 10
+    delay_ms: int | None = None
+
+
+def _run(url: str, requests_file: Path, connections: int, seconds: int, delay_ms: int | None) -> WrkResult:
+    argv = pinned(
+        WRK_CORES,
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(LUA), url],
+    )
+    env = {"BENCH_REQUESTS": str(requests_file)}
+    if delay_ms is not None:
+        env["BENCH_DELAY_MS"] = str(delay_ms)
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, env=env, timeout=seconds + 30).stdout
+    for line in out.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            data = json.loads(line.removeprefix("BENCH_RESULT "))
+            errors = sum(data[k] for k in ("connect", "read", "write", "status", "timeout"))
+            return WrkResult(data["requests"], data["duration_us"], data["p50_us"], data["p99_us"], errors)
+    raise RuntimeError(f"wrk printed no result:\n{out}")
+
+
+def measure(url: str, make_requests: Callable[[], Sequence[Request]], load: Load, work_dir: Path) -> WrkResult:
+    """Warm up, then measure. Requests are rebuilt for each wrk run so short-lived credentials
+    (gateway assertions live 30 s) are fresh for its whole duration."""
+    requests_file = work_dir / "requests.tsv"
+    results = []
+    for seconds in (load.warmup_s, load.duration_s):
+        if seconds <= 0:
+            continue
+        requests_file.write_text("\n".join(r.line() for r in make_requests()) + "\n")
+        results.append(_run(url, requests_file, load.connections, seconds, load.delay_ms))
+    return results[-1]

@@ -41,10 +41,18 @@ def running_task_service(work_dir: Path, internal_secret: str) -> Iterator[Servi
 
 @contextmanager
 def running_gateway(
-    work_dir: Path, upstream_url: str, internal_secret: str, settings: Mapping[str, str]
+    work_dir: Path,
+    upstream_url: str,
+    internal_secret: str,
+    settings: Mapping[str, str],
+    *,
+    port: int | None = None,
 ) -> Iterator[Service]:
-    """The gateway on a free port in front of upstream_url; settings carry the JWT set-up (GATEWAY_…)."""
-    port = free_port()
+    """The gateway in front of upstream_url; settings carry the JWT set-up (GATEWAY_…).
+
+    Give a port when something must know the gateway's URL before it starts (the demo page does).
+    """
+    port = port or free_port()
     env = clean_env(
         {
             "GATEWAY_HOST": "127.0.0.1",

@@ -93,12 +93,13 @@ function startEdit(item, task) {
     });
   });
   const body = item.querySelector(".body");
+  const actions = item.querySelector(":scope > .actions");
   form.querySelector("[data-testid=edit-cancel]").addEventListener("click", () => {
     form.replaceWith(body);
-    item.querySelector(".actions").hidden = false;
+    actions.hidden = false;
   });
   body.replaceWith(form);
-  item.querySelector(".actions").hidden = true;
+  actions.hidden = true;
   form.elements.title.focus();
 }
 

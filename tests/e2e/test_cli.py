@@ -1,0 +1,89 @@
+"""The `taskgate` command as a user runs it: `taskgate up` prints a curl line that works; `taskgate token`."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from taskgate.cli import parse_duration
+from tests.support.processes import clean_env, free_port
+
+TASKGATE = [sys.executable, "-c", "import sys; from taskgate.cli import main; sys.exit(main())"]
+
+
+def test_up_prints_a_working_curl_line(tmp_path: Path) -> None:
+    port, service_port = free_port(), free_port()
+    env = clean_env({"PATH": "/nonexistent-so-node-is-not-found"})
+    proc = subprocess.Popen(
+        [*TASKGATE, "up", "--port", str(port), "--service-port", str(service_port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("new tokens:"):
+                break
+        output = "".join(lines)
+        assert "taskgate is up" in output, output
+        post = next(line for line in lines if "-X POST" in line)
+        token = re.search(r"Bearer ([A-Za-z0-9_.-]+)", post)
+        assert token is not None
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        created = httpx.post(f"http://127.0.0.1:{port}/api/demo-user/tasks", json={"title": "Try"}, headers=headers)
+        assert created.status_code == 201
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/demo-user/tasks", headers=headers)
+        assert [t["title"] for t in listed.json()] == ["Try"]
+        secrets_file = tmp_path / ".taskgate" / "dev-secrets.env"
+        assert secrets_file.stat().st_mode & 0o077 == 0
+        assert (tmp_path / ".taskgate" / ".gitignore").read_text() == "*\n"
+        assert (tmp_path / "data" / "tasks.db").exists()
+        assert "curl -s -H" in output and shlex.split(post.strip().rstrip("\\"))[0] == "curl"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+
+
+def test_token_uses_the_configured_secret(tmp_path: Path) -> None:
+    secret = "cli-test-secret-" + "z" * 30
+    result = subprocess.run(
+        [*TASKGATE, "token", "alice", "--ttl", "15m"],
+        cwd=tmp_path,
+        env=clean_env({"GATEWAY_JWT_SECRET": secret, "GATEWAY_JWT_AUDIENCE": "http://app.example"}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    claims = jwt.decode(result.stdout.strip(), secret, algorithms=["HS256"], audience="http://app.example")
+    assert claims["sub"] == "alice"
+    assert claims["exp"] - claims["iat"] == 900
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("900", 900), ("15m", 900), ("1h", 3600), ("2d", 172800), ("30s", 30)])
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5", "1y", "abc"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(Exception, match="not a duration"):
+        parse_duration(text)

@@ -1,0 +1,71 @@
+"""Start-up configuration: a missing or weak secret stops the gateway with a message naming the variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import ConfigError, GatewaySettings, load_settings
+from tests.support.processes import clean_env
+
+STRONG = "s" * 16 + "t" * 16 + "u" * 8
+OTHER = "v" * 20 + "w" * 20
+
+
+def run_gateway(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway"], env=clean_env(env), capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"GATEWAY_JWT_SECRET": STRONG}, "GATEWAY_INTERNAL_SECRET"),
+        ({"GATEWAY_INTERNAL_SECRET": STRONG}, "GATEWAY_JWT_SECRET"),
+        ({"GATEWAY_JWT_SECRET": "short-secret", "GATEWAY_INTERNAL_SECRET": OTHER}, "GATEWAY_JWT_SECRET"),
+        ({"GATEWAY_JWT_SECRET": STRONG, "GATEWAY_INTERNAL_SECRET": STRONG}, "must be different"),
+        ({"GATEWAY_JWT_SECRET": STRONG, "GATEWAY_INTERNAL_SECRET": OTHER, "GATEWAY_PORT": "http"}, "GATEWAY_PORT"),
+        (
+            {"GATEWAY_JWT_SECRET": STRONG, "GATEWAY_INTERNAL_SECRET": OTHER, "GATEWAY_UPSTREAM_URL": "ftp://x"},
+            "GATEWAY_UPSTREAM_URL",
+        ),
+    ],
+)
+def test_bad_configuration_stops_the_process(env: dict[str, str], names: str) -> None:
+    result = run_gateway(env)
+    assert result.returncode == 2
+    assert names in result.stderr
+    assert "Traceback" not in result.stderr
+    for value in env.values():
+        if len(value) >= 32:
+            assert value not in result.stderr + result.stdout
+
+
+def test_secrets_can_come_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "jwt").write_text(STRONG + "\n")
+    (tmp_path / "internal").write_text(f"{OTHER},{STRONG[::-1]}\n")
+    monkeypatch.setenv("GATEWAY_JWT_SECRET_FILE", str(tmp_path / "jwt"))
+    monkeypatch.setenv("GATEWAY_INTERNAL_SECRET_FILE", str(tmp_path / "internal"))
+    settings = load_settings()
+    assert settings.user_secrets == (STRONG.encode(),)
+    assert settings.internal_secrets == (OTHER.encode(), STRONG[::-1].encode())
+
+
+def test_unreadable_secret_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_JWT_SECRET_FILE"):
+        GatewaySettings(jwt_secret_file=tmp_path / "missing", internal_secret=OTHER)
+
+
+def test_value_and_file_together_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "jwt").write_text(STRONG)
+    with pytest.raises(ConfigError, match="only one of GATEWAY_JWT_SECRET and GATEWAY_JWT_SECRET_FILE"):
+        GatewaySettings(jwt_secret=STRONG, jwt_secret_file=tmp_path / "jwt", internal_secret=OTHER)
+
+
+def test_jwks_alone_is_enough() -> None:
+    settings = GatewaySettings(jwks_url="http://127.0.0.1:3000/api/auth/jwks", internal_secret=OTHER)
+    assert settings.user_secrets == ()

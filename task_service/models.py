@@ -9,6 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 USER_ID_MAX = 128
+IDEMPOTENCY_KEY_MAX = 255
 TITLE_MAX = 200
 DESCRIPTION_MAX = 1000
 
@@ -61,6 +62,23 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+
+class IdempotencyKey(Base):
+    """A create the user asked to be done once: the retry with the same key gets the same task.
+
+    No foreign key to tasks: the record must outlive a deleted task, or a late retry would quietly
+    create it again.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[str] = mapped_column(String(USER_ID_MAX), primary_key=True)
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int] = mapped_column(_ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 # One index per list ordering (see store.py): the user filter first, then the sort key, then id as

@@ -2,21 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from task_service.app import create_app
-from task_service.settings import Settings
+from task_service.migrate import migrate
+from task_service.settings import DatabaseSettings, Settings
+from tests.task_service.postgres import PostgresServer, empty_tables, running_postgres
 from tests.task_service.signer import INTERNAL_SECRET, ROTATED_SECRET, Api
 
+T = TypeVar("T")
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}"
+
+def in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from a synchronous (session) fixture without touching pytest's event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_tasks_url(postgres: PostgresServer) -> str:
+    """One migrated database for the whole session; each test starts from empty tables."""
+    url = in_thread(postgres.create_database("tasks"))
+    in_thread(migrate(DatabaseSettings(database_url=url)))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test that touches the database runs on both: SQLite (embedded) and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}"
+    url: str = request.getfixturevalue("postgres_tasks_url")
+    in_thread(empty_tables(url))
+    return url
 
 
 @pytest.fixture

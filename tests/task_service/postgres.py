@@ -1,0 +1,122 @@
+"""A throw-away PostgreSQL server for tests, from the distribution's own initdb and pg_ctl.
+
+PostgreSQL refuses to run as root, so when the tests run as root the server is run as the
+`postgres` system user (or `nobody`), owning a data directory made for it. It listens only on a free
+loopback port, trusts local connections (nothing else can reach it) and runs without fsync: the data
+lives as long as the test session.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from tests.support.processes import free_port
+
+SUPERUSER = "taskgate"
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server binaries here; `.ci/run` installs them (apt-get install postgresql)."""
+
+
+def _bin_dir() -> Path:
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3].split(".")[0])
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    raise PostgresUnavailable("initdb not found; install the postgresql package")
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """None when we are not root (then the server runs as us)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise PostgresUnavailable("running as root and neither a postgres nor a nobody user exists")
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    port: int
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    async def connect(self, database: str = "postgres") -> Any:
+        return await asyncpg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER, database=database)
+
+    async def create_database(self, name: str) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        connection = await self.connect()
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        return self.url(name)
+
+
+async def empty_tables(url: str) -> None:
+    """Back to an empty, migrated schema with ids starting at 1 again (much faster than a new database)."""
+    parts = make_url(url)
+    connection = await asyncpg.connect(host=parts.host, port=parts.port, user=parts.username, database=parts.database)
+    try:
+        await connection.execute("TRUNCATE tasks, idempotency_keys RESTART IDENTITY")
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    bin_dir = _bin_dir()
+    user = _unprivileged_user()
+    as_user: dict[str, Any] = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    base = Path(tempfile.mkdtemp(prefix="taskgate-pg-"))
+    if user is not None:
+        os.chown(base, user.pw_uid, user.pw_gid)
+    data, log = base / "data", base / "server.log"
+    port = free_port()
+
+    def run(*argv: str) -> None:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, **as_user)
+        if result.returncode != 0:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise PostgresUnavailable(f"{argv[0]} failed: {result.stderr[-2000:]}\n{tail}")
+
+    try:
+        run(
+            str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
+            "--no-locale", "--encoding=UTF8", "--no-sync",
+        )  # fmt: skip
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        run(str(bin_dir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(data), "-l", str(log), "-o", options)
+        try:
+            yield PostgresServer(port)
+        finally:
+            run(str(bin_dir / "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", str(data))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -27,6 +27,11 @@ _METHODS_COLLECTION = frozenset({"GET", "POST"})
 _METHODS_ITEM = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 _METHODS_COMPLETE = frozenset({"PATCH"})
 API_METHODS = _METHODS_COLLECTION | _METHODS_ITEM
+# Route templates: the only path labels metrics and logs ever carry.
+ROUTE_COLLECTION = "/api/{user_id}/tasks"
+ROUTE_ITEM = "/api/{user_id}/tasks/{id}"
+ROUTE_COMPLETE = "/api/{user_id}/tasks/{id}/complete"
+ROUTE_OTHER = "other"
 
 
 class BadTarget(ValueError):
@@ -45,6 +50,7 @@ class Target:
     path: str
     user_id: str
     methods: frozenset[str]
+    route: str
 
 
 def parse_target(raw: str) -> Target:
@@ -66,9 +72,9 @@ def parse_target(raw: str) -> Target:
     if match is None:
         raise NotRouted(path)
     if match.group(3):
-        methods = _METHODS_COMPLETE
+        methods, route = _METHODS_COMPLETE, ROUTE_COMPLETE
     elif match.group(2):
-        methods = _METHODS_ITEM
+        methods, route = _METHODS_ITEM, ROUTE_ITEM
     else:
-        methods = _METHODS_COLLECTION
-    return Target(raw=raw, path=path, user_id=match.group(1), methods=methods)
+        methods, route = _METHODS_COLLECTION, ROUTE_COLLECTION
+    return Target(raw=raw, path=path, user_id=match.group(1), methods=methods, route=route)

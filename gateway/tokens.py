@@ -129,6 +129,7 @@ class TokenVerifier:
         self._cache: dict[str, Identity] = {}
         self._clock = clock
         self.cache_hits = 0
+        self.cache_misses = 0
 
     def use_keys(self, keys: KeySource) -> None:
         """Attach the JWKS once it exists (it needs the running loop's HTTP client)."""
@@ -147,6 +148,7 @@ class TokenVerifier:
                 self.cache_hits += 1
                 return cached
             del self._cache[token]
+        self.cache_misses += 1
         identity = await self._verify_uncached(token, now)
         if self._cache_size:
             if len(self._cache) >= self._cache_size:

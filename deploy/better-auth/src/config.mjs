@@ -86,6 +86,9 @@ export function loadConfig(env = process.env) {
     // Same variable and rotation rule as the gateway: a comma list whose first entry is current.
     const current = secretFromEnv(env, "GATEWAY_JWT_SECRET").split(",")[0].trim();
     config.hsSecret = requireSecret(current, "GATEWAY_JWT_SECRET (JWT_MODE=hs256)");
+    if (config.hsSecret === config.authSecret) {
+      throw new ConfigError("GATEWAY_JWT_SECRET must differ from BETTER_AUTH_SECRET");
+    }
   }
   return config;
 }

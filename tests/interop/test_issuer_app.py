@@ -1,0 +1,60 @@
+"""The reference issuer itself: it refuses bad settings, and serves only the page and Better Auth."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.better_auth import ISSUER_DIR, issuer_env, running_issuer
+from tests.support.processes import free_port
+
+GOOD_SECRET = "s" * 32
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"BETTER_AUTH_SECRET": "too short"}, "BETTER_AUTH_SECRET must be set and at least 32 bytes"),
+        ({"JWT_MODE": "rs256"}, "JWT_MODE must be one of eddsa, hs256"),
+        ({"JWKS_ALG": "HS256"}, "JWKS_ALG must be one of EdDSA, ES256, RS256, PS256"),
+        ({"JWT_MODE": "hs256"}, "GATEWAY_JWT_SECRET (JWT_MODE=hs256) must be set"),
+        ({"JWT_MODE": "hs256", "GATEWAY_JWT_SECRET": GOOD_SECRET}, "must differ from BETTER_AUTH_SECRET"),
+        ({"BA_JWT_TTL_S": "15m"}, "BA_JWT_TTL_S must be a positive integer"),
+        ({"GATEWAY_URL": "javascript:alert(1)"}, "GATEWAY_URL must be an http(s) URL"),
+    ],
+)
+def test_bad_settings_stop_the_issuer(settings: dict[str, str], message: str, tmp_path: Path) -> None:
+    env = issuer_env(free_port(), tmp_path / "a.db", {"BETTER_AUTH_SECRET": GOOD_SECRET, **settings})
+    done = subprocess.run(["node", "server.mjs"], cwd=ISSUER_DIR, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_page_config_and_headers(tmp_path: Path) -> None:
+    gateway_url = "http://127.0.0.1:9"
+    with (
+        running_issuer(tmp_path, {"GATEWAY_URL": gateway_url}) as issuer,
+        httpx.Client(base_url=issuer.origin) as client,
+    ):
+        page = client.get("/")
+        assert page.status_code == 200
+        assert 'id="task-list"' in page.text
+        csp = page.headers["Content-Security-Policy"]
+        assert f"connect-src 'self' {gateway_url};" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert client.get("/config.json").json() == {"gatewayURL": gateway_url}
+        assert client.get("/app.js").headers["Content-Type"].startswith("text/javascript")
+        for path in ("/server.mjs", "/src/config.mjs", "/%2e%2e/server.mjs", "/package.json"):
+            assert client.get(path).status_code == 404, path
+        assert client.post("/").status_code == 405
+
+
+def test_hs256_mode_publishes_no_keys(tmp_path: Path) -> None:
+    settings = {"JWT_MODE": "hs256", "GATEWAY_JWT_SECRET": GOOD_SECRET}
+    with running_issuer(tmp_path, settings) as issuer:
+        assert httpx.get(issuer.jwks_url).status_code == 404

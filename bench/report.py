@@ -32,6 +32,20 @@ def ratio(a: WrkResult | None, b: WrkResult | None) -> str:
     return f"{a.rps / b.rps:.2f}"
 
 
+def _efficiency(a: WrkResult, b: WrkResult | None) -> str:
+    """Both ratios: requests/s, then CPU per request (the reference's cost over this one's)."""
+    if b is None:
+        return "n/a"
+    cost_a, cost_b = a.cpu_us_per_request, b.cpu_us_per_request
+    cpu = f" (cpu {cost_b / cost_a:.2f})" if cost_a and cost_b else ""
+    return ratio(a, b) + cpu
+
+
+def _cpu(r: WrkResult) -> str:
+    cost, share = r.cpu_us_per_request, r.core_share
+    return "n/a" if cost is None or share is None else f"{cost:.0f} | {100 * share:.0f}"
+
+
 def added(a: WrkResult | None, ref: WrkResult | None) -> str:
     if a is None or ref is None:
         return "n/a"
@@ -40,19 +54,20 @@ def added(a: WrkResult | None, ref: WrkResult | None) -> str:
 
 def render_rows(rows: list[Row], haproxy: WrkResult | None, baseline: WrkResult | None) -> str:
     lines = [
-        "| case | conns | req/s | p50 ms | p99 ms | errors | × HAProxy | × baseline | comparison |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| case | conns | req/s | p50 ms | p99 ms | errors | CPU µs/req | core % | × HAProxy | × baseline "
+        "| comparison |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         r = row.result
         if r is None:
-            lines.append(f"| {row.case} | {row.connections} | n/a | n/a | n/a | n/a | | | {row.na_reason} |")
+            lines.append(f"| {row.case} | {row.connections} | n/a | n/a | n/a | n/a | | | | | {row.na_reason} |")
             continue
-        vs_h = ratio(r, haproxy) if row.ratios else ""
-        vs_b = ratio(r, baseline) if row.ratios else ""
+        vs_h = _efficiency(r, haproxy) if row.ratios else ""
+        vs_b = _efficiency(r, baseline) if row.ratios else ""
         lines.append(
             f"| {row.case} | {row.connections} | {r.rps:,.0f} | {_ms(r.p50_us)} | {_ms(r.p99_us)} | {r.errors} "
-            f"| {vs_h} | {vs_b} | {row.compare} |"
+            f"| {_cpu(r)} | {vs_h} | {vs_b} | {row.compare} |"
         )
     return "\n".join(lines)
 

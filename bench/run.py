@@ -29,7 +29,7 @@ if not __package__:
 
 from bench import pools, tokens
 from bench.idle import Memory, measure_idle
-from bench.procs import Processes, pinned
+from bench.procs import Processes, cpu_seconds, pinned
 from bench.report import Row, added, ratio, render_memory, render_micro, render_rows
 from bench.stack import PROXY_CORES, REPO, Server, Stack, Unavailable, expect, expect_forwarded
 from bench.tools import ensure_tools
@@ -37,6 +37,7 @@ from bench.wrk import Load, Request, WrkResult, measure
 
 RESULTS = REPO / "bench" / "results" / "latest.md"
 MEMORY_TARGET_MIB = 80
+BUSY_LOAD = 1.0
 PACED_DELAY_MS = 20  # 100 connections x one request per ~20 ms: about 5k requests/s offered
 
 
@@ -62,8 +63,12 @@ class Bench:
     ) -> Row:
         load = Load(connections, self.load.warmup_s, self.load.duration_s, delay_ms)
         print(f"  {title} …", end="", flush=True)
-        result = measure(server.url, requests, load, self.stack.run_dir)
-        print(f" {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms, {result.errors} errors", flush=True)
+        result = measure(server.url, requests, load, self.stack.run_dir, lambda: cpu_seconds(server.process))
+        print(
+            f" {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms, {result.errors} errors, "
+            f"{result.cpu_us_per_request or 0:.0f} µs CPU/request",
+            flush=True,
+        )
         self.results[key] = result
         row = Row(title, connections, result, ratios=ratios)
         self.rows.append(row)
@@ -284,6 +289,14 @@ def render(bench: Bench, costs: dict[str, float], started: float, load_before: s
         f"{Path('/proc/loadavg').read_text().split()[0]}",
         f"- {_version(['haproxy', '-v'])}; {_version(['nginx', '-v'])}; {_version(['wrk', '-v'])}; "
         f"Python {platform.python_version()}",
+        *(
+            [
+                f"- **warning: the machine was busy (load average {load_before}) — absolute figures are low and noisy; "
+                "compare the CPU µs/request columns**"
+            ]
+            if float(load_before) > BUSY_LOAD
+            else []
+        ),
         "- paced = each connection sends one request every "
         f"{PACED_DELAY_MS} ms after the previous answer (latency below saturation)",
         "",

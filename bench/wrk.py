@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from collections.abc import Callable, Sequence
@@ -36,10 +37,23 @@ class WrkResult:
     p50_us: int
     p99_us: int
     errors: int
+    cpu_s: float | None = None  # CPU the server under test used during the measured run
 
     @property
     def rps(self) -> float:
         return self.requests / (self.duration_us / 1e6)
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """Cost per request independent of how much of its core the server got: robust to neighbours."""
+        if self.cpu_s is None or self.requests == 0:
+            return None
+        return self.cpu_s / self.requests * 1e6
+
+    @property
+    def core_share(self) -> float | None:
+        """Fraction of one core the server used; well below 1 under saturation means it was starved."""
+        return None if self.cpu_s is None else self.cpu_s / (self.duration_us / 1e6)
 
 
 @dataclass(frozen=True)
@@ -69,14 +83,26 @@ def _run(url: str, requests_file: Path, connections: int, seconds: int, delay_ms
     raise RuntimeError(f"wrk printed no result:\n{out}")
 
 
-def measure(url: str, make_requests: Callable[[], Sequence[Request]], load: Load, work_dir: Path) -> WrkResult:
+def measure(
+    url: str,
+    make_requests: Callable[[], Sequence[Request]],
+    load: Load,
+    work_dir: Path,
+    cpu_seconds: Callable[[], float] | None = None,
+) -> WrkResult:
     """Warm up, then measure. Requests are rebuilt for each wrk run so short-lived credentials
-    (gateway assertions live 30 s) are fresh for its whole duration."""
+    (gateway assertions live 30 s) are fresh for its whole duration. `cpu_seconds`, when given, reads
+    the server's cumulative CPU time around the measured run."""
     requests_file = work_dir / "requests.tsv"
-    results = []
-    for seconds in (load.warmup_s, load.duration_s):
-        if seconds <= 0:
-            continue
+
+    def run(seconds: int) -> WrkResult:
         requests_file.write_text("\n".join(r.line() for r in make_requests()) + "\n")
-        results.append(_run(url, requests_file, load.connections, seconds, load.delay_ms))
-    return results[-1]
+        return _run(url, requests_file, load.connections, seconds, load.delay_ms)
+
+    if load.warmup_s > 0:
+        run(load.warmup_s)
+    before = cpu_seconds() if cpu_seconds else 0.0
+    result = run(load.duration_s)
+    if cpu_seconds is None:
+        return result
+    return dataclasses.replace(result, cpu_s=cpu_seconds() - before)

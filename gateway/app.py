@@ -1,12 +1,13 @@
 """The gateway's request path, in the order it runs: parse → authenticate → authorise → forward → respond.
 
-Each step lives in its own module; this file only wires them, so the flow can be read top to bottom in
+Each step lives in its own module; this file only wires them, so the flow reads top to bottom in
 `Gateway.handle`. Every failure on the way is a GatewayError carrying the contract's status code.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
@@ -16,12 +17,14 @@ from .errors import GatewayError, error_response
 from .forward import Upstream
 from .headers import client_response_headers, request_id, upstream_request_headers
 from .jwks import JwksCache
-from .paths import BadTarget, NotRouted, Target, parse_target
+from .metrics import GatewayMetrics
+from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, parse_target
+from .ratelimit import RateLimiter
 from .settings import GatewaySettings
 from .tokens import AuthorizationMalformed, Identity, InvalidToken, TokenVerifier, bearer_token
 
 log = logging.getLogger("gateway")
-
+access_log = logging.getLogger("gateway.access")
 
 SERVER_NAME = "taskgate"
 CHALLENGE = 'Bearer realm="taskgate"'
@@ -34,6 +37,7 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
+        self.metrics = GatewayMetrics()
         self.upstream = Upstream(
             settings.upstream_url,
             timeout_s=settings.upstream_timeout_s,
@@ -43,7 +47,6 @@ class Gateway:
         self.signer = AssertionSigner(settings.internal_secrets[0])
         self.cors = Cors(settings.cors_origins)
         self.jwks: JwksCache | None = None
-        self.draining = False
         self.tokens = TokenVerifier(
             hmac_secrets=settings.user_secrets,
             keys=None,
@@ -53,6 +56,11 @@ class Gateway:
             max_ttl_s=settings.jwt_max_ttl_s,
             cache_size=settings.token_cache_size,
         )
+        self.limiter = (
+            RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst) if settings.rate_limit_per_s else None
+        )
+        self.draining = False
+        self.metrics.watch(self)
 
     async def start(self, _app: web.Application) -> None:
         await self.upstream.start()
@@ -73,26 +81,28 @@ class Gateway:
         await self.upstream.close()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        rid = request_id(request.headers.getall("X-Request-Id", ()))
+        route, user, outcome = ROUTE_OTHER, None, None
         try:
-            response = await self._pass(request)
+            target = self._parse(request)
+            route = target.route
+            if request.method == "OPTIONS":
+                response: web.StreamResponse = self.cors.preflight(request)
+                outcome = "preflight"
+            else:
+                self._check_method(request, target)
+                identity = await self._authenticate(request)
+                user = identity.user_id
+                self._authorise(identity, target)
+                response = await self._forward(request, target, identity, rid)
         except GatewayError as exc:
             response = error_response(exc.status, exc.detail, exc.headers)
             if exc.status == 413:
                 response.force_close()
-        self.cors.decorate(request, response)
-        response.headers["Server"] = SERVER_NAME
-        return response
+        return self._respond(request, response, rid, route, user, outcome, started)
 
-    async def _pass(self, request: web.Request) -> web.StreamResponse:
-        target = self._parse(request)
-        if request.method == "OPTIONS":
-            return self.cors.preflight(request)
-        if request.method not in target.methods:
-            raise GatewayError(405, "method not allowed", {"Allow": ", ".join(sorted(target.methods))})
-        identity = await self._authenticate(request)
-        self._authorise(identity, target)
-        return await self._forward(request, target, identity)
-
+    # 1. parse
     @staticmethod
     def _parse(request: web.Request) -> Target:
         try:
@@ -102,6 +112,12 @@ class Gateway:
         except NotRouted:
             raise GatewayError(404, "not found") from None
 
+    @staticmethod
+    def _check_method(request: web.Request, target: Target) -> None:
+        if request.method not in target.methods:
+            raise GatewayError(405, "method not allowed", {"Allow": ", ".join(sorted(target.methods))})
+
+    # 2. authenticate
     async def _authenticate(self, request: web.Request) -> Identity:
         try:
             token = bearer_token(request.headers.getall("Authorization", []))
@@ -112,17 +128,19 @@ class Gateway:
         try:
             return await self.tokens.verify(token)
         except InvalidToken as exc:
-            log.info("token rejected: %s", exc)
+            log.info("token rejected", extra={"reason": str(exc)})
             raise GatewayError(401, "invalid token", {"WWW-Authenticate": CHALLENGE_INVALID}) from None
 
-    @staticmethod
-    def _authorise(identity: Identity, target: Target) -> None:
+    # 3. authorise
+    def _authorise(self, identity: Identity, target: Target) -> None:
         if identity.user_id != target.user_id:
             raise GatewayError(403, "token does not grant access to this user's tasks")
+        if self.limiter is not None:
+            self.limiter.check(identity.user_id)
 
-    async def _forward(self, request: web.Request, target: Target, identity: Identity) -> web.Response:
+    # 4. forward
+    async def _forward(self, request: web.Request, target: Target, identity: Identity, rid: str) -> web.Response:
         body = await self._read_body(request)
-        rid = request_id(request.headers.getall("X-Request-Id", ()))
         headers = upstream_request_headers(
             request.headers,
             user_id=identity.user_id,
@@ -135,9 +153,7 @@ class Gateway:
         )
         upstream = await self.upstream.send(request.method, target.raw, headers, body)
         return web.Response(
-            status=upstream.status,
-            body=upstream.body,
-            headers=client_response_headers(upstream.headers, rid),
+            status=upstream.status, body=upstream.body, headers=client_response_headers(upstream.headers)
         )
 
     async def _read_body(self, request: web.Request) -> bytes:
@@ -150,6 +166,37 @@ class Gateway:
             return await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise GatewayError(413, "request body too large") from None
+
+    # 5. respond
+    def _respond(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        rid: str,
+        route: str,
+        user: str | None,
+        outcome: str | None,
+        started: float,
+    ) -> web.StreamResponse:
+        self.cors.decorate(request, response)
+        response.headers["X-Request-Id"] = rid
+        response.headers["Server"] = SERVER_NAME
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(route, request.method, response.status, outcome, elapsed)
+        if self.settings.access_log:
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "request_id": rid,
+                    "user": user,
+                    "peer": request.remote,
+                },
+            )
+        return response
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

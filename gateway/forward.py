@@ -47,12 +47,13 @@ class Upstream:
     def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, pool_size: int) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
-        self._pool_size = pool_size
+        self.pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self.inflight = 0
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            limit=self._pool_size, keepalive_timeout=30, ttl_dns_cache=300, enable_cleanup_closed=True
+            limit=self.pool_size, keepalive_timeout=30, ttl_dns_cache=300, enable_cleanup_closed=True
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -75,6 +76,7 @@ class Upstream:
 
     async def send(self, method: str, target: str, headers: CIMultiDict[str], body: bytes) -> UpstreamResponse:
         url = URL(self._base + target, encoded=True)
+        self.inflight += 1
         try:
             async with self.session.request(
                 method, url, headers=headers, data=body or None, allow_redirects=False
@@ -87,6 +89,8 @@ class Upstream:
             raise GatewayError(504, "upstream timed out") from None
         except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError):
             raise GatewayError(502, "upstream unavailable") from None
+        finally:
+            self.inflight -= 1
 
     async def ready(self) -> bool:
         """Whether the task service reports itself ready; used by the gateway's /readyz."""

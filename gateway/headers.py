@@ -85,7 +85,7 @@ def upstream_request_headers(
     return out
 
 
-def client_response_headers(upstream: CIMultiDictProxy[str], request_id: str) -> CIMultiDict[str]:
+def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     """End-to-end headers of the upstream response; framing is redone by the gateway's own server."""
     named_in_connection = _named_in_connection(upstream)
     out: CIMultiDict[str] = CIMultiDict()
@@ -94,5 +94,4 @@ def client_response_headers(upstream: CIMultiDictProxy[str], request_id: str) ->
         if lowered in _RESPONSE_DROPPED or lowered in named_in_connection:
             continue
         out.add(name, value)
-    out["X-Request-Id"] = request_id
     return out

@@ -15,7 +15,9 @@ from types import FrameType
 
 from aiohttp import http_parser, web
 
+from . import logs
 from .app import GATEWAY_KEY, create_app
+from .metrics import admin_app
 from .settings import ConfigError, GatewaySettings, load_settings
 
 log = logging.getLogger("gateway")
@@ -40,13 +42,24 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def serve(settings: GatewaySettings, *, reuse_port: bool = False) -> None:
+def serve(settings: GatewaySettings, *, worker: int = 0, reuse_port: bool = False) -> None:
     """Run one worker until SIGTERM/SIGINT, then drain gracefully."""
     _install_uvloop()
-    asyncio.run(_serve(settings, reuse_port=reuse_port))
+    asyncio.run(_serve(settings, worker=worker, reuse_port=reuse_port))
 
 
-async def _serve(settings: GatewaySettings, *, reuse_port: bool) -> None:
+async def _start_admin(settings: GatewaySettings, app: web.Application, worker: int) -> web.AppRunner | None:
+    """Metrics on their own listener (GATEWAY_ADMIN_PORT, + worker index), never on the public port."""
+    if settings.admin_port is None:
+        return None
+    runner = web.AppRunner(admin_app(app[GATEWAY_KEY].metrics), handle_signals=False, access_log=None)
+    await runner.setup()
+    port = settings.admin_port + worker if settings.admin_port else 0
+    await web.TCPSite(runner, settings.admin_host or settings.host, port).start()
+    return runner
+
+
+async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) -> None:
     app = create_app(settings)
     runner = web.AppRunner(
         app,
@@ -61,6 +74,7 @@ async def _serve(settings: GatewaySettings, *, reuse_port: bool) -> None:
         runner, settings.host, settings.port, reuse_port=reuse_port, shutdown_timeout=settings.shutdown_timeout_s
     )
     await site.start()
+    admin = await _start_admin(settings, app, worker)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -68,12 +82,17 @@ async def _serve(settings: GatewaySettings, *, reuse_port: bool) -> None:
     await stopping.wait()
     log.info("gateway draining (up to %.0f s)", settings.shutdown_timeout_s)
     app[GATEWAY_KEY].draining = True
+    if settings.drain_delay_s:
+        # Keep serving while load balancers notice /readyz failing, then stop accepting.
+        await asyncio.sleep(settings.drain_delay_s)
     await runner.cleanup()
+    if admin is not None:
+        await admin.cleanup()
 
 
-def _worker(settings: GatewaySettings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
-    serve(settings, reuse_port=True)
+def _worker(settings: GatewaySettings, worker: int) -> None:
+    logs.configure(settings.log_level)
+    serve(settings, worker=worker, reuse_port=True)
 
 
 def main() -> int:
@@ -83,13 +102,15 @@ def main() -> int:
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
+    logs.configure(settings.log_level)
     log.info("gateway listening on http://%s:%d (%d worker(s))", settings.host, settings.port, settings.workers)
     if settings.workers == 1:
         serve(settings)
         return 0
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(settings,), daemon=False) for _ in range(settings.workers)]
+    workers = [
+        context.Process(target=_worker, args=(settings, index), daemon=False) for index in range(settings.workers)
+    ]
     for worker in workers:
         worker.start()
 

@@ -79,7 +79,13 @@ class GatewaySettings(BaseSettings):
     jwks_timeout_s: float = Field(5.0, gt=0, le=60)
     jwks_max_bytes: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
 
+    rate_limit_per_s: float = Field(0.0, ge=0, le=1_000_000)
+    rate_limit_burst: int = Field(20, ge=1, le=1_000_000)
+
+    admin_host: str | None = None
+    access_log: bool = True
     shutdown_timeout_s: float = Field(10.0, ge=0, le=300)
+    drain_delay_s: float = Field(0.0, ge=0, le=300)
     log_level: str = "INFO"
 
     _user_secrets: tuple[bytes, ...] = ()

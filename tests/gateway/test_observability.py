@@ -1,0 +1,94 @@
+"""Metrics on the admin app, one JSON log line per request, and per-user rate limiting."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from gateway.app import GATEWAY_KEY
+from gateway.logs import JsonFormatter
+from gateway.metrics import admin_app
+from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gateway")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+async def test_metrics_count_requests_by_route_and_outcome(recorder: Recorder, start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway()
+    admin = TestServer(admin_app(gw.app[GATEWAY_KEY].metrics), host="127.0.0.1")
+    await admin.start_server()
+    token = make_token("alice")
+    async with ClientSession() as client:
+        assert (await client.get(gw.make_url("/api/alice/tasks"), headers=bearer(token))).status == 200
+        assert (await client.get(gw.make_url("/api/alice/tasks"), headers=bearer(token))).status == 200
+        assert (await client.get(gw.make_url("/api/alice/tasks/5"))).status == 401
+        assert (await client.get(gw.make_url("/api/bob/tasks/5/complete"), headers=bearer(token))).status == 405
+        assert (await client.get(gw.make_url("/nope"), headers=bearer(token))).status == 404
+        assert (await client.get(gw.make_url("/metrics"))).status == 404  # never on the public port
+        text = await (await client.get(admin.make_url("/metrics"))).text()
+    await admin.close()
+    expected = [
+        'taskgate_gateway_requests_total{method="GET",outcome="ok",route="/api/{user_id}/tasks",status="200"} 2.0',
+        'taskgate_gateway_requests_total{method="GET",outcome="unauthenticated",route="/api/{user_id}/tasks/{id}",'
+        'status="401"} 1.0',
+        'taskgate_gateway_requests_total{method="GET",outcome="method_not_allowed",'
+        'route="/api/{user_id}/tasks/{id}/complete",status="405"} 1.0',
+        'taskgate_gateway_requests_total{method="GET",outcome="not_found",route="other",status="404"} 2.0',
+        'taskgate_gateway_token_cache_total{result="hit"} 1.0',
+        'taskgate_gateway_token_cache_total{result="miss"} 1.0',
+        "taskgate_gateway_upstream_inflight 0.0",
+    ]
+    for line in expected:
+        assert line in text, line
+    assert 'taskgate_gateway_request_duration_seconds_count{route="/api/{user_id}/tasks"} 2.0' in text
+
+
+async def test_one_json_line_per_request_without_secrets(
+    recorder: Recorder, start_gateway: GatewayFactory, json_log: io.StringIO
+) -> None:
+    gw = await start_gateway()
+    token = make_token("alice")
+    async with ClientSession() as client:
+        await client.get(gw.make_url("/api/alice/tasks"), headers={**bearer(token), "X-Request-Id": "rid-1"})
+        await client.get(gw.make_url("/api/alice/tasks"), headers=bearer(token + "x"))
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    access = [entry for entry in lines if entry["logger"] == "gateway.access"]
+    assert len(access) == 2
+    assert access[0]["request_id"] == "rid-1" and access[0]["status"] == 200 and access[0]["user"] == "alice"
+    assert access[0]["route"] == "/api/{user_id}/tasks" and access[0]["method"] == "GET"
+    assert access[1]["status"] == 401 and access[1]["user"] is None
+    assert recorder.received[0].header("X-Request-Id") == ["rid-1"]
+    text = json_log.getvalue()
+    assert token not in text and token[-16:] not in text
+
+
+async def test_rate_limit_is_per_user_and_answers_429(recorder: Recorder, start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway(rate_limit_per_s=0.5, rate_limit_burst=2)
+    alice, bob = bearer(make_token("alice")), bearer(make_token("bob"))
+    async with ClientSession() as client:
+        statuses = [(await client.get(gw.make_url("/api/alice/tasks"), headers=alice)).status for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        limited = await client.get(gw.make_url("/api/alice/tasks"), headers=alice)
+        assert limited.status == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert await limited.json() == {"detail": "rate limit exceeded"}
+        assert (await client.get(gw.make_url("/api/bob/tasks"), headers=bob)).status == 200
+    assert len(recorder.received) == 3

@@ -345,6 +345,7 @@ def main() -> int:
     _raise_fd_limit()
     os.sched_setaffinity(0, {1})
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     started = time.time()
     load_before = Path("/proc/loadavg").read_text().split()[0]
     run_dir = Path(tempfile.mkdtemp(prefix="taskgate-bench-"))
@@ -380,4 +381,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process this run started has been stopped", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -62,7 +62,9 @@ def parse_target(raw: str) -> Target:
     path, sep, query = raw.partition("?")
     if not _PATH_CHARS.issuperset(path):
         raise BadTarget("request path contains a character that is not allowed")
-    if sep and (not _QUERY_CHARS.issuperset(query) or _BAD_ESCAPE.search(query)):
+    # An empty query ("…?") is refused too: HTTP clients and servers drop the bare '?', so the target the
+    # upstream routes on (and checks the assertion against) would no longer be the one checked here.
+    if sep and (not query or not _QUERY_CHARS.issuperset(query) or _BAD_ESCAPE.search(query)):
         raise BadTarget("query string is malformed")
     if path != "/":
         for segment in path.split("/")[1:]:

@@ -22,6 +22,8 @@ import jwt
 from .paths import USER_ID_PATTERN
 
 MAX_TOKEN_LENGTH = 8192
+# Far beyond any real time claim (year ~285 million), yet exactly representable as a float.
+MAX_NUMERIC_DATE = 2**53
 HMAC_ALGORITHM = "HS256"
 ASSERTION_TYPE = "tg-assertion+jwt"
 # Three base64url segments; the signature may be empty so that `alg: none` tokens reach verification and get
@@ -101,7 +103,10 @@ def _no_constant(name: str) -> Any:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number usable as a NumericDate; huge integers (which would overflow float) are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= MAX_NUMERIC_DATE and math.isfinite(value)
 
 
 class TokenVerifier:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the distribution packages the test suite needs when they are missing: a PostgreSQL server
-# (tests start their own throw-away cluster), Chromium (the demo-page browser test) and Node.js >= 20
+# (tests start their own throw-away cluster), Chromium (the demo-page browser test), HAProxy (checks the compose
+# load balancer's configuration) and Node.js >= 20
 # (the Better Auth reference issuer). Idempotent; does nothing when everything is present.
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   need+=(nodejs npm)
 fi

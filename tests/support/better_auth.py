@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .processes import REPO_ROOT, RunningProcess, clean_env, free_port, running
+from .processes import REPO_ROOT, Launch, RunningProcess, clean_env, running_on_port
 
 ISSUER_DIR = REPO_ROOT / "deploy" / "better-auth"
 PASSWORD = "correct horse battery staple"
@@ -87,11 +87,13 @@ def running_issuer(
 ) -> Iterator[Issuer]:
     """The issuer on 127.0.0.1 with a database in work_dir; settings are its env vars (JWT_MODE, …).
 
-    Pass the same port and work_dir again to restart it with the same URL; a new db file name in
-    settings (BA_DB_PATH) gives it new keys.
+    Give the port of a stopped issuer to restart it at the same URL; a new name gives it a new database,
+    and so new keys.
     """
-    port = port or free_port()
-    env = issuer_env(port, work_dir / f"{name}.db", settings or {})
-    origin = f"http://127.0.0.1:{port}"
-    with running(name, ["node", "server.mjs"], env, f"{origin}/healthz", work_dir, cwd=ISSUER_DIR) as proc:
-        yield Issuer(origin, proc)
+
+    def launch(chosen: int) -> Launch:
+        env = issuer_env(chosen, work_dir / f"{name}.db", settings or {})
+        return Launch(["node", "server.mjs"], env, f"http://127.0.0.1:{chosen}/healthz")
+
+    with running_on_port(name, launch, work_dir, port=port, cwd=ISSUER_DIR) as (proc, chosen):
+        yield Issuer(f"http://127.0.0.1:{chosen}", proc)

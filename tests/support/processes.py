@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,15 @@ def clean_env(overrides: Mapping[str, str]) -> dict[str, str]:
 
 class ProcessFailed(RuntimeError):
     """A child process exited early or never became healthy; the message quotes its log."""
+
+
+class PortTaken(ProcessFailed):
+    """The process could not bind: something else took the free port between the check and the bind."""
+
+
+# How Node, aiohttp and uvicorn report a port already bound.
+ADDRESS_IN_USE_MARKERS = ("eaddrinuse", "address already in use")
+PORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -88,7 +97,9 @@ def wait_for_http(proc: RunningProcess, url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.popen.poll() is not None:
-            raise ProcessFailed(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+            tail = proc.log_tail()
+            failure = PortTaken if any(m in tail.lower() for m in ADDRESS_IN_USE_MARKERS) else ProcessFailed
+            raise failure(f"{proc.name} exited with {proc.popen.returncode}:\n{tail}")
         if http_status(url) == 200:
             return
         if time.monotonic() > deadline:
@@ -139,3 +150,44 @@ def running(
         yield proc
     finally:
         proc.stop()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a server that listens on a given port."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    health_url: str
+
+
+@contextmanager
+def running_on_port(
+    name: str,
+    launch: Callable[[int], Launch],
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    cwd: Path = REPO_ROOT,
+    timeout_s: float = 30.0,
+) -> Iterator[tuple[RunningProcess, int]]:
+    """running() on port, or on a free port, taking a new one when another process grabbed it first.
+
+    A port from free_port() can be taken by anything before the child binds it (an outgoing connection's
+    ephemeral port, a parallel test run), so only that failure is retried, and only for a port chosen here.
+    """
+    attempts = 1 if port is not None else PORT_ATTEMPTS
+    for attempt in range(attempts):
+        chosen = port if port is not None else free_port()
+        spec = launch(chosen)
+        try:
+            proc = start_process(name, spec.argv, spec.env, spec.health_url, log_dir, cwd=cwd, timeout_s=timeout_s)
+        except PortTaken:
+            if attempt + 1 == attempts:
+                raise
+            continue
+        try:
+            yield proc, chosen
+        finally:
+            proc.stop()
+        return

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import RunningProcess, clean_env, free_port, running
+from .processes import Launch, RunningProcess, clean_env, running_on_port
 
 
 @dataclass
@@ -25,18 +25,20 @@ def new_secret() -> str:
 @contextmanager
 def running_task_service(work_dir: Path, internal_secret: str) -> Iterator[Service]:
     """The task service on a free port with its own SQLite file in work_dir."""
-    port = free_port()
-    env = clean_env(
-        {
-            "TASKS_HOST": "127.0.0.1",
-            "TASKS_PORT": str(port),
-            "TASKS_INTERNAL_SECRET": internal_secret,
-            "TASKS_DATABASE_URL": f"sqlite+aiosqlite:///{work_dir / 'tasks.db'}",
-        }
-    )
-    url = f"http://127.0.0.1:{port}"
-    with running("task_service", [sys.executable, "-m", "task_service"], env, f"{url}/healthz", work_dir) as proc:
-        yield Service(url, proc)
+
+    def launch(port: int) -> Launch:
+        env = clean_env(
+            {
+                "TASKS_HOST": "127.0.0.1",
+                "TASKS_PORT": str(port),
+                "TASKS_INTERNAL_SECRET": internal_secret,
+                "TASKS_DATABASE_URL": f"sqlite+aiosqlite:///{work_dir / 'tasks.db'}",
+            }
+        )
+        return Launch([sys.executable, "-m", "task_service"], env, f"http://127.0.0.1:{port}/healthz")
+
+    with running_on_port("task_service", launch, work_dir) as (proc, port):
+        yield Service(f"http://127.0.0.1:{port}", proc)
 
 
 @contextmanager
@@ -52,16 +54,18 @@ def running_gateway(
 
     Give a port when something must know the gateway's URL before it starts (the demo page does).
     """
-    port = port or free_port()
-    env = clean_env(
-        {
-            "GATEWAY_HOST": "127.0.0.1",
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_UPSTREAM_URL": upstream_url,
-            "GATEWAY_INTERNAL_SECRET": internal_secret,
-            **settings,
-        }
-    )
-    url = f"http://127.0.0.1:{port}"
-    with running("gateway", [sys.executable, "-m", "gateway"], env, f"{url}/healthz", work_dir) as proc:
-        yield Service(url, proc)
+
+    def launch(chosen: int) -> Launch:
+        env = clean_env(
+            {
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": str(chosen),
+                "GATEWAY_UPSTREAM_URL": upstream_url,
+                "GATEWAY_INTERNAL_SECRET": internal_secret,
+                **settings,
+            }
+        )
+        return Launch([sys.executable, "-m", "gateway"], env, f"http://127.0.0.1:{chosen}/healthz")
+
+    with running_on_port("gateway", launch, work_dir, port=port) as (proc, chosen):
+        yield Service(f"http://127.0.0.1:{chosen}", proc)

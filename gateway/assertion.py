@@ -3,26 +3,33 @@
 It binds the user to the exact method and request target, so a captured assertion cannot be replayed for
 another user, route or query; its short lifetime bounds replay of the identical request. Format:
 docs/contract.md.
+
+It is produced on every forwarded request, so the fixed JOSE header is encoded once and the HMAC comes from
+pyjwt's HS256 algorithm object directly, skipping `jwt.encode`'s per-call header validation (about 3× the
+cost, measured in bench/). The output is an ordinary HS256 JWS that `jwt.decode` verifies.
 """
 
 from __future__ import annotations
 
+import json
 import time
 
-import jwt
+from jwt.algorithms import HMACAlgorithm
+from jwt.utils import base64url_encode
 
 ISSUER = "taskgate-gateway"
 AUDIENCE = "task-service"
 TYPE = "tg-assertion+jwt"
 LIFETIME_S = 30
-_HEADERS = {"typ": TYPE}
+_HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
+_HEADER = base64url_encode(json.dumps({"alg": "HS256", "typ": TYPE}, separators=(",", ":")).encode())
 
 
 class AssertionSigner:
     """Signs assertions with the current internal secret (the first of the configured list)."""
 
     def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+        self._key = _HS256.prepare_key(secret)
 
     def sign(self, *, method: str, target: str, user_id: str, request_id: str) -> str:
         now = int(time.time())
@@ -36,4 +43,5 @@ class AssertionSigner:
             "exp": now + LIFETIME_S,
             "rid": request_id,
         }
-        return jwt.encode(claims, self._secret, algorithm="HS256", headers=_HEADERS)
+        signing_input = _HEADER + b"." + base64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+        return (signing_input + b"." + base64url_encode(_HS256.sign(signing_input, self._key))).decode()

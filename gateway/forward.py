@@ -1,21 +1,30 @@
-"""The upstream leg: one pooled keep-alive client, requests framed by the gateway, redirects never followed.
+"""The upstream leg: requests framed by the gateway on its own pooled keep-alive connections.
 
-The request target is handed to the client as an already-encoded URL, so the bytes the ownership check saw
-are the bytes the task service routes on; yarl must not re-quote or normalise them.
+The gateway writes each upstream request itself — request line, the allow-listed headers, `Content-Length`
+— so nothing a client sent decides framing, and the request target is exactly the bytes the ownership check
+saw (no URL library re-quotes or normalises them). Responses are parsed by aiohttp's client protocol, i.e.
+llhttp, never by hand. Redirects are never followed: a 3xx is just another response to pass back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from .errors import GatewayError
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_RESPONSE_HEADER_LINE = 16 * 1024
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# Methods whose requests always carry Content-Length, even when the body is empty.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyTooLarge(Exception):
@@ -23,11 +32,15 @@ class BodyTooLarge(Exception):
 
 
 async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read a whole response body, refusing (not truncating) one larger than `limit`."""
+    """Read a whole client-session response body, refusing (not truncating) one larger than `limit`."""
     if (resp.content_length or 0) > limit:
         raise BodyTooLarge
+    return await _read_stream(resp.content, limit)
+
+
+async def _read_stream(stream: StreamReader, limit: int) -> bytes:
     body = bytearray()
-    async for chunk in resp.content.iter_any():
+    while chunk := await stream.readany():
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge
@@ -41,56 +54,136 @@ class UpstreamResponse:
     body: bytes
 
 
+class StaleConnection(Exception):
+    """A reused keep-alive connection was closed by the upstream before it answered."""
+
+
 class Upstream:
     """Sends checked requests to the task service and maps every transport failure to 502 or 504."""
 
-    def __init__(self, base_url: str, *, timeout_s: float, connect_timeout_s: float, pool_size: int) -> None:
+    def __init__(
+        self, base_url: str, *, timeout_s: float, connect_timeout_s: float, pool_size: int, idle_s: float = 4.0
+    ) -> None:
+        url = URL(base_url)
+        if url.host is None:
+            raise ValueError("upstream URL has no host")
         self._base = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=connect_timeout_s)
+        self._host = url.host
+        self._port = url.port or (443 if url.scheme == "https" else 80)
+        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if url.scheme == "https" else None
+        self._host_header = (url.raw_authority or self._host).encode("ascii")
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._idle_s = idle_s
         self.pool_size = pool_size
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[tuple[ResponseHandler, float]] = []
         self._session: aiohttp.ClientSession | None = None
         self.inflight = 0
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self.pool_size, keepalive_timeout=30, ttl_dns_cache=300, enable_cleanup_closed=True
-        )
         self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s, sock_connect=self._connect_timeout_s),
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
+        for proto, _ in self._idle:
+            proto.close()
+        self._idle.clear()
         if self._session is not None:
             await self._session.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The pooled client, shared with other outbound calls of the gateway (JWKS, readiness)."""
+        """A general-purpose client for the gateway's other outbound calls (JWKS, readiness)."""
         if self._session is None:
             raise RuntimeError("Upstream.start() was not awaited")
         return self._session
 
-    async def send(self, method: str, target: str, headers: CIMultiDict[str], body: bytes) -> UpstreamResponse:
-        url = URL(self._base + target, encoded=True)
+    def frame(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+        """The complete upstream request; header values were checked for control characters upstream of here."""
+        lines = [f"{method} {target} HTTP/1.1\r\n".encode("ascii"), b"Host: ", self._host_header, b"\r\n"]
+        for name, value in headers:
+            lines.append(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape"))
+        if body or method in BODY_METHODS:
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+        lines.append(b"\r\n")
+        lines.append(body)
+        return b"".join(lines)
+
+    async def send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> UpstreamResponse:
+        request = self.frame(method, target, headers, body)
         self.inflight += 1
         try:
-            async with self.session.request(
-                method, url, headers=headers, data=body or None, allow_redirects=False
-            ) as resp:
-                payload = await read_bounded(resp, MAX_RESPONSE_BYTES)
-                return UpstreamResponse(resp.status, resp.headers, payload)
-        except BodyTooLarge:
-            raise GatewayError(502, "upstream response too large") from None
+            async with asyncio.timeout(self._timeout_s), self._slots:
+                try:
+                    return await self._exchange(request, method, reuse=True)
+                except StaleConnection:
+                    if method not in IDEMPOTENT:
+                        raise GatewayError(502, "upstream unavailable") from None
+                    return await self._exchange(request, method, reuse=False)
         except TimeoutError:
             raise GatewayError(504, "upstream timed out") from None
-        except (aiohttp.ClientError, asyncio.IncompleteReadError, OSError):
+        except BodyTooLarge:
+            raise GatewayError(502, "upstream response too large") from None
+        except (aiohttp.ClientError, aiohttp.http_exceptions.HttpProcessingError, OSError, StaleConnection):
             raise GatewayError(502, "upstream unavailable") from None
         finally:
             self.inflight -= 1
+
+    async def _exchange(self, request: bytes, method: str, *, reuse: bool) -> UpstreamResponse:
+        proto = self._idle_connection() if reuse else None
+        reused = proto is not None
+        if proto is None:
+            proto = await self._connect()
+        try:
+            proto.set_response_params(
+                skip_payload=method == "HEAD",
+                auto_decompress=False,
+                max_line_size=MAX_RESPONSE_HEADER_LINE,
+                max_field_size=MAX_RESPONSE_HEADER_LINE,
+            )
+            if proto.transport is None:
+                raise StaleConnection
+            proto.transport.write(request)
+            try:
+                message, payload = await proto.read()
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionResetError):
+                if reused:
+                    raise StaleConnection from None
+                raise
+            if message.headers.get("Content-Length", "").isdigit() and int(message.headers["Content-Length"]) > (
+                MAX_RESPONSE_BYTES
+            ):
+                raise BodyTooLarge
+            body = await _read_stream(payload, MAX_RESPONSE_BYTES)
+        except BaseException:
+            proto.abort()
+            raise
+        if proto.should_close or message.upgrade:
+            proto.close()
+        else:
+            self._idle.append((proto, asyncio.get_running_loop().time() + self._idle_s))
+        return UpstreamResponse(message.code, message.headers, body)
+
+    def _idle_connection(self) -> ResponseHandler | None:
+        """The most recently used live connection; expired or closed ones are dropped on the way."""
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            proto, expires = self._idle.pop()
+            if expires > now and proto.is_connected():
+                return proto
+            proto.close()
+        return None
+
+    async def _connect(self) -> ResponseHandler:
+        loop = asyncio.get_running_loop()
+        proto = ResponseHandler(loop)
+        async with asyncio.timeout(self._connect_timeout_s):
+            await loop.create_connection(lambda: proto, self._host, self._port, ssl=self._ssl)
+        return proto
 
     async def ready(self) -> bool:
         """Whether the task service reports itself ready; used by the gateway's /readyz."""

@@ -7,8 +7,9 @@ internal.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
 from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -42,19 +43,30 @@ HOP_BY_HOP = frozenset(
 )
 _RESPONSE_DROPPED = HOP_BY_HOP | {"x-user-id", "x-gateway-assertion", "server", "content-length", "date"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_RID_PREFIX = os.urandom(6).hex()
+_rid_counter = itertools.count(1)
 
 
-def _named_in_connection(headers: CIMultiDictProxy[str]) -> set[str]:
+def _named_in_connection(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     """Headers a peer declared hop-by-hop through `Connection` (RFC 9110 §7.6.1)."""
-    return {token.strip().lower() for value in headers.getall("Connection", ()) for token in value.split(",")}
+    return frozenset(t.strip().lower() for value in headers.getall("Connection", ()) for t in value.split(","))
 
 
 def request_id(values: Iterable[str]) -> str:
-    """The client's X-Request-Id when it is one well-formed value; a fresh one otherwise."""
+    """The client's X-Request-Id when it is one well-formed value; a fresh one otherwise.
+
+    Fresh ids are a random per-process prefix and a counter: unique across replicas and restarts without
+    paying for a UUID on every request.
+    """
     given = list(values)
     if len(given) == 1 and _REQUEST_ID.fullmatch(given[0]):
         return given[0]
-    return uuid.uuid4().hex
+    return f"{_RID_PREFIX}-{next(_rid_counter):x}"
+
+
+class UnsafeHeader(ValueError):
+    """A forwarded header value holds a control character (→ 400); it is never written upstream."""
 
 
 def upstream_request_headers(
@@ -65,23 +77,27 @@ def upstream_request_headers(
     request_id: str,
     peer: str,
     scheme: str,
-) -> CIMultiDict[str]:
-    """Headers for the upstream request: allow-listed client headers plus the gateway's own."""
-    out: CIMultiDict[str] = CIMultiDict()
-    named_in_connection = _named_in_connection(incoming)
+) -> list[tuple[str, str]]:
+    """Headers for the upstream request: allow-listed client headers plus the gateway's own.
+
+    The gateway writes these lines itself, so every copied value is checked for CR, LF, NUL and other
+    controls here even though the server parser already refuses most of them: framing must not depend on it.
+    """
+    out: list[tuple[str, str]] = []
+    named_in_connection = _named_in_connection(incoming) if "Connection" in incoming else frozenset()
     for name in FORWARDED_REQUEST_HEADERS:
-        if name.lower() in named_in_connection:
-            continue
         values = incoming.getall(name, ())
-        if len(values) == 1:
-            out[name] = values[0]
-        elif values:
-            out[name] = ", ".join(values)
-    out["X-User-Id"] = user_id
-    out["X-Gateway-Assertion"] = assertion
-    out["X-Request-Id"] = request_id
-    out["X-Forwarded-For"] = peer
-    out["X-Forwarded-Proto"] = scheme
+        if not values or name.lower() in named_in_connection:
+            continue
+        value = values[0] if len(values) == 1 else ", ".join(values)
+        if _CONTROL.search(value):
+            raise UnsafeHeader(name)
+        out.append((name, value))
+    out.append(("X-User-Id", user_id))
+    out.append(("X-Gateway-Assertion", assertion))
+    out.append(("X-Request-Id", request_id))
+    out.append(("X-Forwarded-For", peer))
+    out.append(("X-Forwarded-Proto", scheme))
     return out
 
 

@@ -1,0 +1,177 @@
+"""The upstream leg on its own: framing, keep-alive reuse, stale connections and broken upstream answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from gateway.errors import GatewayError
+from gateway.forward import Upstream
+
+
+@dataclass
+class RawUpstream:
+    """A loopback TCP server that answers each request head with bytes the test chooses."""
+
+    answer: Callable[[bytes], bytes]
+    close_after_answer: bool = False
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lengths = [
+                    int(ln.split(b":")[1]) for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")
+                ]
+                length = lengths[0] if lengths else 0
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                writer.write(self.answer(head))
+                await writer.drain()
+                if self.close_after_answer:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+
+
+@pytest.fixture
+async def raw_upstream() -> AsyncIterator[RawUpstream]:
+    upstream = RawUpstream(answer=lambda _head: OK)
+    upstream.server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
+    yield upstream
+    upstream.server.close()
+    await upstream.server.wait_closed()
+
+
+async def make_upstream(url: str, timeout_s: float = 2.0) -> Upstream:
+    upstream = Upstream(url, timeout_s=timeout_s, connect_timeout_s=1.0, pool_size=4)
+    await upstream.start()
+    return upstream
+
+
+async def test_requests_are_framed_by_the_gateway(raw_upstream: RawUpstream) -> None:
+    upstream = await make_upstream(raw_upstream.url)
+    await upstream.send("POST", "/api/a/tasks?x=%20", [("Content-Type", "application/json")], b'{"t":1}')
+    await upstream.send("GET", "/api/a/tasks", [], b"")
+    await upstream.close()
+    host = raw_upstream.url.removeprefix("http://").encode()
+    assert raw_upstream.requests == [
+        b"POST /api/a/tasks?x=%20 HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 7\r\n\r\n" + b'{"t":1}',
+        b"GET /api/a/tasks HTTP/1.1\r\nHost: " + host + b"\r\n\r\n",
+    ]
+
+
+async def test_keep_alive_connections_are_reused(raw_upstream: RawUpstream) -> None:
+    upstream = await make_upstream(raw_upstream.url)
+    for _ in range(5):
+        assert (await upstream.send("GET", "/api/a/tasks", [], b"")).status == 200
+    await upstream.close()
+    assert raw_upstream.connections == 1
+
+
+async def test_connection_close_is_honoured(raw_upstream: RawUpstream) -> None:
+    raw_upstream.answer = lambda _h: b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    raw_upstream.close_after_answer = True
+    upstream = await make_upstream(raw_upstream.url)
+    for _ in range(3):
+        assert (await upstream.send("PUT", "/api/a/tasks/1", [], b"{}")).status == 200
+    await upstream.close()
+    assert raw_upstream.connections == 3
+
+
+async def test_chunked_responses_are_read_whole(raw_upstream: RawUpstream) -> None:
+    raw_upstream.answer = lambda _h: (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+    )
+    upstream = await make_upstream(raw_upstream.url)
+    response = await upstream.send("GET", "/api/a/tasks", [], b"")
+    await upstream.close()
+    assert response.body == b"abcdefg"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"not http at all\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n0123456789",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+    ],
+)
+async def test_malformed_or_oversize_answers_are_502(raw_upstream: RawUpstream, answer: bytes) -> None:
+    raw_upstream.answer = lambda _h: answer
+    raw_upstream.close_after_answer = True
+    upstream = await make_upstream(raw_upstream.url)
+    with pytest.raises(GatewayError) as caught:
+        await upstream.send("GET", "/api/a/tasks", [], b"")
+    await upstream.close()
+    assert caught.value.status == 502
+
+
+async def test_truncated_body_is_502(raw_upstream: RawUpstream) -> None:
+    raw_upstream.answer = lambda _h: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"
+    raw_upstream.close_after_answer = True
+    upstream = await make_upstream(raw_upstream.url)
+    with pytest.raises(GatewayError) as caught:
+        await upstream.send("GET", "/api/a/tasks", [], b"")
+    await upstream.close()
+    assert caught.value.status == 502
+
+
+async def test_silent_upstream_is_504(raw_upstream: RawUpstream) -> None:
+    raw_upstream.answer = lambda _h: b""
+    upstream = await make_upstream(raw_upstream.url, timeout_s=0.3)
+    with pytest.raises(GatewayError) as caught:
+        await upstream.send("GET", "/api/a/tasks", [], b"")
+    await upstream.close()
+    assert caught.value.status == 504
+    assert upstream.inflight == 0
+
+
+async def test_stale_keep_alive_is_retried_only_for_idempotent_methods(raw_upstream: RawUpstream) -> None:
+    """The upstream answers, keeps the socket open, then drops it without a FIN the pool could notice first."""
+    upstream = await make_upstream(raw_upstream.url)
+    assert (await upstream.send("GET", "/api/a/tasks", [], b"")).status == 200
+    answers = iter([b"", OK])
+
+    def drop_then_ok(_head: bytes) -> bytes:
+        return next(answers)
+
+    raw_upstream.answer = drop_then_ok
+    raw_upstream.close_after_answer = True
+    # GET on the reused connection: the upstream closes it without answering, the gateway retries once.
+    assert (await upstream.send("GET", "/api/a/tasks", [], b"")).status == 200
+    assert raw_upstream.connections == 2
+    await upstream.close()
+
+
+async def test_stale_keep_alive_post_is_not_replayed(raw_upstream: RawUpstream) -> None:
+    upstream = await make_upstream(raw_upstream.url)
+    assert (await upstream.send("GET", "/api/a/tasks", [], b"")).status == 200
+    raw_upstream.answer = lambda _h: b""
+    raw_upstream.close_after_answer = True
+    with pytest.raises(GatewayError) as caught:
+        await upstream.send("POST", "/api/a/tasks", [], b"{}")
+    assert caught.value.status == 502
+    assert [r.split(b" ")[0] for r in raw_upstream.requests] == [b"GET", b"POST"]
+    await upstream.close()

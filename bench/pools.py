@@ -49,3 +49,24 @@ def asserted(internal_secret: str, method: str, users: int) -> list[Request]:
             headers["Content-Type"] = "application/json"
         requests.append(Request(method, path, headers, CREATE_BODY if method == "POST" else None))
     return requests
+
+
+EXPIRED_BY_S = 600  # well past any clock-skew leeway
+
+
+def rejections(jwt_secret: str) -> list[tuple[str, Request, int]]:
+    """Requests each proxy must refuse (name, request, status) before it is timed: the checks it is
+    timed with are the checks it enforces."""
+    me, other = tokens.user_id(0), tokens.user_id(1)
+
+    def bearer(token: str, index: int = 0) -> Request:
+        return Request("GET", tasks_path(index), {"Authorization": f"Bearer {token}"})
+
+    return [
+        ("no token", Request("GET", tasks_path(0), {}), 401),
+        ("forged signature", bearer(tokens.hs256_token(tokens.new_secret(), me)), 401),
+        ("expired", bearer(tokens.hs256_token(jwt_secret, me, ttl_s=-EXPIRED_BY_S)), 401),
+        ("alg none", bearer(tokens.unsigned_token(me)), 401),
+        ("another user's path", bearer(tokens.hs256_token(jwt_secret, other)), 403),
+        ("outside the routes", Request("GET", "/admin", {"Authorization": "Bearer x"}), 404),
+    ]

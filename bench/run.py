@@ -31,7 +31,7 @@ from bench import pools, tokens
 from bench.idle import Memory, measure_idle
 from bench.procs import Processes, cpu_seconds, pinned
 from bench.report import Row, added, ratio, render_memory, render_micro, render_rows
-from bench.stack import PROXY_CORES, REPO, Server, Stack, Unavailable, expect, expect_forwarded
+from bench.stack import PROXY_CORES, REPO, Server, Stack, Unavailable, expect, expect_checks, expect_forwarded
 from bench.tools import ensure_tools
 from bench.wrk import Load, Request, WrkResult, measure
 
@@ -105,6 +105,7 @@ def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool
 
     haproxy = stack.haproxy(nginx)
     expect_forwarded(haproxy, hs_pool[0])
+    expect_checks(haproxy, pools.rejections(stack.jwt_secret))
     bench.case("haproxy", "HAProxy 2.6, same checks, HS256", haproxy, fixed(hs_pool), ratios=True)
     row = bench.case("haproxy-c100", "HAProxy, 100 conns", haproxy, fixed(hs_pool), connections=100)
     bench.compare(row, added(r["haproxy-c100"], r["nginx-c100"]) + " over nginx")
@@ -121,6 +122,7 @@ def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool
 
     baseline = stack.baseline(nginx)
     expect_forwarded(baseline, hs_pool[0])
+    expect_checks(baseline, pools.rejections(stack.jwt_secret))
     bench.case("baseline", "straightforward aiohttp proxy (baseline), HS256", baseline, fixed(hs_pool), ratios=True)
     row = bench.case(
         "baseline-paced",
@@ -135,6 +137,7 @@ def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool
 
     print("gateway", flush=True)
     gateway_hs256(bench, nginx, hs_pool)
+    gateway_access_log(bench, nginx, hs_pool)
     gateway_eddsa(bench, nginx, eddsa_pool)
     gateway_workers(bench, nginx, hs_pool)
 
@@ -150,6 +153,7 @@ def gateway_hs256(bench: Bench, nginx: Server, pool: list[Request]) -> None:
     try:
         gateway = bench.stack.gateway(nginx)
         expect_forwarded(gateway, pool[0])
+        expect_checks(gateway, pools.rejections(bench.stack.jwt_secret))
     except Unavailable as exc:
         bench.na(titles, str(exc))
         bench.memory_reason = str(exc)
@@ -163,6 +167,20 @@ def gateway_hs256(bench: Bench, nginx: Server, pool: list[Request]) -> None:
     bench.compare(row, added(r["gateway-paced"], r["nginx-paced"]) + " over nginx")
     print("  memory with idle keep-alive connections …", flush=True)
     bench.memory = measure_idle(gateway, pool)
+    bench.stack.stop(gateway)
+
+
+def gateway_access_log(bench: Bench, nginx: Server, pool: list[Request]) -> None:
+    """The default configuration logs every request; what that costs, next to the log-free rows."""
+    title = "taskgate gateway, HS256, access log on (default)"
+    try:
+        gateway = bench.stack.gateway(nginx, access_log=True)
+        expect_forwarded(gateway, pool[0])
+    except Unavailable as exc:
+        bench.na([(title, 64)], str(exc))
+        return
+    row = bench.case("gateway-log", title, gateway, lambda: pool, ratios=True)
+    bench.compare(row, f"× {ratio(bench.results['gateway-log'], bench.results.get('gateway'))} of logging off")
     bench.stack.stop(gateway)
 
 
@@ -324,6 +342,15 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+def _keep_logs(run_dir: Path) -> None:
+    """Each server's output, for explaining an n/a row after the run's temp dir is gone."""
+    logs = RESULTS.parent / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    for log in run_dir.glob("*.log"):
+        shutil.copy(log, logs / log.name)
+
+
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -368,6 +395,7 @@ def main() -> int:
         ok = True
     finally:
         procs.stop_all()
+        _keep_logs(run_dir)
         if ok:
             shutil.rmtree(run_dir, ignore_errors=True)
         else:
@@ -376,7 +404,7 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
     print("\n" + text)
-    print(f"written to {RESULTS.relative_to(REPO)}")
+    print(f"written to {RESULTS.relative_to(REPO)} (server logs in {(RESULTS.parent / 'logs').relative_to(REPO)}/)")
     return 0
 
 

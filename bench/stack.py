@@ -95,8 +95,15 @@ class Stack:
         return self._python("aiohttp-fixed", "bench.fixed_server", args, {}, PROXY_CORES)
 
     def gateway(
-        self, upstream: Server, *, jwks: Server | None = None, workers: int = 1, cores: str = PROXY_CORES
+        self,
+        upstream: Server,
+        *,
+        jwks: Server | None = None,
+        workers: int = 1,
+        cores: str = PROXY_CORES,
+        access_log: bool = False,
     ) -> Server:
+        """Access logging is off unless asked for: no reference logs per request (docs/performance.md)."""
         if not (REPO / "gateway" / "__main__.py").exists():
             raise Unavailable("no `python -m gateway` yet")
         env = {
@@ -106,10 +113,11 @@ class Stack:
             "GATEWAY_JWT_SECRET": self.jwt_secret,
             "GATEWAY_INTERNAL_SECRET": self.internal_secret,
             "GATEWAY_WORKERS": str(workers),
+            "GATEWAY_ACCESS_LOG": "true" if access_log else "false",
         }
         if jwks is not None:
             env["GATEWAY_JWKS_URL"] = jwks.url + JWKS_PATH
-        name = f"gateway-{'eddsa' if jwks else 'hs256'}-w{workers}"
+        name = f"gateway-{'eddsa' if jwks else 'hs256'}-w{workers}{'-log' if access_log else ''}"
         try:
             server = self._python(name, "gateway", [], env, cores)
         except StartError as exc:
@@ -163,3 +171,11 @@ def expect(server: Server, req: Request, status: int, body: str | None = None) -
 
 def expect_forwarded(server: Server, req: Request) -> None:
     expect(server, req, 200, FIXED_BODY)
+
+
+def expect_checks(server: Server, probes: list[tuple[str, Request, int]]) -> None:
+    """A proxy that lets a bad request through is not doing the work it is compared on: refuse to time it."""
+    for name, req, status in probes:
+        got, _ = request_once(server.port, req)
+        if got != status:
+            raise Unavailable(f"{server.name} answered {got} to the '{name}' probe (expected {status})")

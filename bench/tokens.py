@@ -30,14 +30,14 @@ def user_id(index: int) -> str:
     return f"bench-user-{index:05d}"
 
 
-def _claims(sub: str, now: int) -> dict[str, object]:
+def _claims(sub: str, now: int, ttl_s: int = TOKEN_TTL_S) -> dict[str, object]:
     """Roughly the size and shape of a Better Auth JWT, so parsing costs are realistic."""
     return {
         "sub": sub,
         "email": f"{sub}@example.test",
         "name": f"Bench User {sub[-5:]}",
-        "iat": now,
-        "exp": now + TOKEN_TTL_S,
+        "iat": now + min(ttl_s, 0) - 60,
+        "exp": now + ttl_s,
     }
 
 
@@ -53,8 +53,14 @@ class EdDSAKey:
         return json.dumps({"keys": [jwk]})
 
 
-def hs256_token(secret: str, sub: str) -> str:
-    return jwt.encode(_claims(sub, int(time.time())), secret, algorithm="HS256")
+def hs256_token(secret: str, sub: str, ttl_s: int = TOKEN_TTL_S) -> str:
+    """`ttl_s` below zero mints an already expired token (for the rejection probes)."""
+    return jwt.encode(_claims(sub, int(time.time()), ttl_s), secret, algorithm="HS256")
+
+
+def unsigned_token(sub: str) -> str:
+    """An `alg: none` token: every proxy under test must refuse it."""
+    return jwt.encode(_claims(sub, int(time.time())), "", algorithm="none")
 
 
 def eddsa_token(key: EdDSAKey, sub: str) -> str:

@@ -38,6 +38,7 @@ from bench.wrk import Load, Request, WrkResult, measure
 RESULTS = REPO / "bench" / "results" / "latest.md"
 MEMORY_TARGET_MIB = 80
 BUSY_LOAD = 1.0
+LOG_TAIL_BYTES = 64 * 1024
 PACED_DELAY_MS = 20  # 100 connections x one request per ~20 ms: about 5k requests/s offered
 
 
@@ -348,7 +349,10 @@ def _keep_logs(run_dir: Path) -> None:
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     for log in run_dir.glob("*.log"):
-        shutil.copy(log, logs / log.name)
+        # The tail only: the access-log case writes a line per request.
+        with log.open("rb") as fh:
+            fh.seek(max(0, log.stat().st_size - LOG_TAIL_BYTES))
+            (logs / log.name).write_bytes(fh.read())
 
 
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:

@@ -255,6 +255,9 @@ def test_only_gateways_reach_the_task_service_and_only_it_reaches_postgres() -> 
         for rule in rules:
             assert rule["from"] == [{"podSelector": {"matchLabels": {APP_LABEL: source}}}]
             assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+    gateway_ports = {str(p["port"]) for rule in ingress_rules("gateway") for p in rule["ports"]}
+    settings = config_map("gateway-config")
+    assert gateway_ports == {settings["GATEWAY_PORT"], settings["GATEWAY_ADMIN_PORT"]}
     egress = [
         rule
         for p in policies
@@ -262,6 +265,19 @@ def test_only_gateways_reach_the_task_service_and_only_it_reaches_postgres() -> 
         for rule in p["spec"].get("egress", [])
     ]
     assert {"podSelector": {"matchLabels": {APP_LABEL: "postgres"}}} in [peer for r in egress for peer in r["to"]]
+
+
+def test_every_label_selector_in_a_network_policy_matches_a_workload() -> None:
+    """A misspelt label selects nothing, silently: for an allow rule that is an outage, for a deny a hole."""
+    pod_labels = [k8s_object(kind, name)["spec"]["template"]["metadata"]["labels"] for kind, name in WORKLOADS]
+    selectors = []
+    for policy in (o for o in k8s_objects() if o["kind"] == "NetworkPolicy"):
+        selectors.append(policy["spec"]["podSelector"].get("matchLabels", {}))
+        for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
+            peers = rule.get("from", []) + rule.get("to", [])
+            selectors += [p["podSelector"]["matchLabels"] for p in peers if "namespaceSelector" not in p]
+    for selector in selectors:
+        assert any(selector.items() <= labels.items() for labels in pod_labels), selector
 
 
 @pytest.mark.parametrize("name", ["gateway", "task-service"])

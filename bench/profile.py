@@ -19,7 +19,7 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import pools, tokens
-from bench.procs import Processes, listening_pids
+from bench.procs import Processes, cpu_seconds, listening_pids
 from bench.stack import REPO, Stack, expect_forwarded
 from bench.tools import ensure_tools
 from bench.wrk import Load, measure
@@ -86,14 +86,24 @@ def main() -> int:
         record = [py_spy, "record", "--pid", str(pid), "--duration", str(args.seconds), "--rate", "200"]
         record += ["--format", "raw", "--nolineno", "--output", str(out), *(["--native"] if args.native else [])]
         spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        result = measure(gateway.url, lambda: pool, Load(warmup_s=0, duration_s=args.seconds + 1), run_dir)
+        result = measure(
+            gateway.url,
+            lambda: pool,
+            Load(warmup_s=0, duration_s=args.seconds + 1),
+            run_dir,
+            lambda: cpu_seconds(gateway.process),
+        )
         _, err = spy.communicate(timeout=60)
         if spy.returncode != 0:
             raise SystemExit(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
     finally:
         procs.stop_all()
         shutil.rmtree(run_dir, ignore_errors=True)
-    summary = f"gateway under load: {result.rps:,.0f} req/s while sampled\n\n" + summarise(out.read_text())
+    summary = (
+        f"gateway under load: {result.rps:,.0f} req/s, {result.cpu_us_per_request or 0:.0f} µs CPU/request "
+        f"while sampled (py-spy pauses the process to sample, which costs some throughput)\n\n"
+        + summarise(out.read_text())
+    )
     (RESULTS / "profile.md").write_text(summary + "\n")
     print(summary)
     return 0

@@ -17,7 +17,10 @@ from types import TracebackType
 from . import devsecrets
 
 HEALTH_DEADLINE_S = 60.0
-BETTER_AUTH_DIR = Path("deploy/better-auth")
+# The reference issuer ships in the source tree next to this package (`make run` runs from a checkout).
+BETTER_AUTH_DIR = Path(
+    os.environ.get("TASKGATE_BETTER_AUTH_DIR", Path(__file__).resolve().parents[1] / "deploy/better-auth")
+)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline_s: float = HEALTH_DEADLINE_S) -> bool:
@@ -110,6 +113,8 @@ class Stack:
         ):
             return False
         self.with_auth = self._auth_available()
+        if self.with_auth and not self._start_auth():
+            return False
         gateway_env = {
             "GATEWAY_PORT": str(self.gateway_port),
             "GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{self.service_port}",
@@ -117,15 +122,16 @@ class Stack:
             "GATEWAY_INTERNAL_SECRET": self.internal_secret,
         }
         if self.with_auth:
+            # Better Auth sets iss and aud to its own origin; the development tokens minted here match.
+            self.issuer = self.issuer or self.auth_url
+            self.audience = self.audience or self.auth_url
             gateway_env["GATEWAY_JWKS_URL"] = f"{self.auth_url}/api/auth/jwks"
+            gateway_env["GATEWAY_JWT_ISSUER"] = self.issuer
+            gateway_env["GATEWAY_JWT_AUDIENCE"] = self.audience
             gateway_env["GATEWAY_CORS_ORIGINS"] = ",".join(
                 filter(None, [os.environ.get("GATEWAY_CORS_ORIGINS"), self.auth_url])
             )
-        if not self._spawn("gateway", [sys.executable, "-m", "gateway"], gateway_env, f"{self.gateway_url}/healthz"):
-            return False
-        if self.with_auth:
-            return self._start_auth()
-        return True
+        return self._spawn("gateway", [sys.executable, "-m", "gateway"], gateway_env, f"{self.gateway_url}/healthz")
 
     def _auth_available(self) -> bool:
         major = node_major()

@@ -62,6 +62,47 @@ def test_up_prints_a_working_curl_line(tmp_path: Path) -> None:
         assert proc.wait(30) == 0
 
 
+def test_up_with_node_also_runs_better_auth_and_the_demo_page(tmp_path: Path) -> None:
+    port, service_port, auth_port = free_port(), free_port(), free_port()
+    proc = subprocess.Popen(
+        [*TASKGATE, "up", "--port", str(port), "--service-port", str(service_port)],
+        cwd=tmp_path,
+        env=clean_env({"BA_PORT": str(auth_port)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("new tokens:"):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        output = "".join(lines)
+        assert f"demo page (sign up, then manage tasks): http://127.0.0.1:{auth_port}/" in output
+        page = httpx.get(f"http://127.0.0.1:{auth_port}/")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        jwks = httpx.get(f"http://127.0.0.1:{auth_port}/api/auth/jwks").json()
+        assert jwks["keys"] and jwks["keys"][0]["alg"] == "EdDSA"
+        post = next(line for line in lines if "-X POST" in line)
+        token = re.search(r"Bearer ([A-Za-z0-9_.-]+)", post)
+        assert token is not None
+        claims = jwt.decode(token.group(1), options={"verify_signature": False})
+        assert claims["iss"] == claims["aud"] == f"http://127.0.0.1:{auth_port}"
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/api/demo-user/tasks",
+            json={"title": "Try"},
+            headers={"Authorization": f"Bearer {token.group(1)}", "Origin": f"http://127.0.0.1:{auth_port}"},
+        )
+        assert created.status_code == 201
+        assert created.headers["Access-Control-Allow-Origin"] == f"http://127.0.0.1:{auth_port}"
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["checks"]["jwks"] is True
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+
+
 def test_token_uses_the_configured_secret(tmp_path: Path) -> None:
     secret = "cli-test-secret-" + "z" * 30
     result = subprocess.run(

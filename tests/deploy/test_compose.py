@@ -191,7 +191,14 @@ def test_the_gateway_trusts_exactly_the_tokens_the_compose_issuer_mints() -> Non
     assert issuer["gatewayURL"].endswith(f":{published}")
 
 
-def test_gateway_stop_grace_outlasts_its_shutdown_timeout() -> None:
+def test_gateway_leaves_the_rotation_before_it_stops_accepting_and_drains_before_sigkill() -> None:
     gateway = compose()["services"]["gateway"]
+    env = service_env("gateway")
+    drain_delay_s = float(env["GATEWAY_DRAIN_DELAY_S"])
     grace_s = float(gateway["stop_grace_period"].removesuffix("s"))
-    assert grace_s > float(service_env("gateway")["GATEWAY_SHUTDOWN_TIMEOUT_S"])
+    assert grace_s > drain_delay_s + float(env["GATEWAY_SHUTDOWN_TIMEOUT_S"])
+    # HAProxy marks a server down after `fall` failed checks `inter` apart; the delay must cover that.
+    check = HAPROXY_CFG.read_text().split("default-server ")[1].split()
+    inter_s = float(check[check.index("inter") + 1].removesuffix("s"))
+    fall = int(check[check.index("fall") + 1])
+    assert drain_delay_s >= inter_s * fall

@@ -199,7 +199,8 @@ def test_pods_drain_before_they_are_killed(name: str) -> None:
     assert command[:2] == ["python", "-c"]
     pause_s = float(command[2].split("time.sleep(")[1].rstrip(")"))
     assert pause_s >= 3
-    drain_s = float(config_map("gateway-config")["GATEWAY_SHUTDOWN_TIMEOUT_S"])
+    settings = config_map("gateway-config")
+    drain_s = float(settings.get("GATEWAY_DRAIN_DELAY_S", 0)) + float(settings["GATEWAY_SHUTDOWN_TIMEOUT_S"])
     assert spec["terminationGracePeriodSeconds"] > pause_s + drain_s
 
 

@@ -104,6 +104,11 @@ def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool
     bench.case("fixed", "aiohttp server alone, fixed answer (uvloop)", aio, fixed(hs_pool), ratios=True)
     stack.stop(aio)
 
+    plain = stack.haproxy(nginx, plain=True)
+    expect_forwarded(plain, hs_pool[0])
+    bench.case("haproxy-plain", "HAProxy 2.6 without checks (proxying alone)", plain, fixed(hs_pool), ratios=True)
+    stack.stop(plain)
+
     haproxy = stack.haproxy(nginx)
     expect_forwarded(haproxy, hs_pool[0])
     expect_checks(haproxy, pools.rejections(stack.jwt_secret))

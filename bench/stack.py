@@ -71,15 +71,18 @@ class Stack:
         argv = pinned(SUPPORT_CORES, ["nginx", "-c", str(conf), "-p", str(self.run_dir)])
         return Server("nginx", port, self.procs.start("nginx", argv, port=port))
 
-    def haproxy(self, upstream: Server) -> Server:
+    def haproxy(self, upstream: Server, *, plain: bool = False) -> Server:
+        """`plain`: the same HAProxy without the checks, for the cost of proxying alone."""
         port = free_port()
         env = {
             "BENCH_HAPROXY_PORT": str(port),
             "BENCH_UPSTREAM_PORT": str(upstream.port),
             "BENCH_JWT_SECRET": self.jwt_secret,
+            **({"BENCH_PLAIN_PROXY": "1"} if plain else {}),
         }
+        name = "haproxy-plain" if plain else "haproxy"
         argv = pinned(PROXY_CORES, ["haproxy", "-db", "-f", str(REPO / "bench" / "haproxy.cfg")])
-        return Server("haproxy", port, self.procs.start("haproxy", argv, env=env, port=port))
+        return Server(name, port, self.procs.start(name, argv, env=env, port=port))
 
     def baseline(self, upstream: Server) -> Server:
         return self._python(

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "migrate":
-            asyncio.run(migrate(load_database_settings()))
+            revision = asyncio.run(migrate(load_database_settings()))
+            print(f"task_service: database schema at revision {revision}")
             return 0
         return _serve()
     except ConfigError as exc:

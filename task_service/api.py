@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from task_service import store
+from task_service import idempotency, pagination, store
 from task_service.assertion import acting_user
 from task_service.etags import etag, parse_if_match
 from task_service.models import Task
@@ -42,14 +43,41 @@ def _task_response(task: Task, response: Response) -> TaskOut:
     return TaskOut.model_validate(task)
 
 
+def _invalid(loc: tuple[str, ...], message: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape, for checks FastAPI cannot express itself."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message, "input": None}])
+
+
+IDEMPOTENCY_LOC = ("header", "Idempotency-Key")
+
+
+def _idempotency_key(request: Request, _user: User) -> str | None:
+    values = request.headers.getlist("idempotency-key")
+    if not values:
+        return None
+    if len(values) > 1 or not idempotency.KEY_PATTERN.fullmatch(values[0]):
+        raise _invalid(IDEMPOTENCY_LOC, "must be sent once, as 1-255 visible ASCII characters")
+    return values[0]
+
+
 @router.get("", response_model=list[TaskOut])
 async def list_tasks(
     user: User, session: Session, query: Annotated[ListQuery, Query()], response: Response
 ) -> list[TaskOut]:
+    after = None
+    if query.cursor is not None:
+        if query.offset:
+            raise _invalid(("query", "offset"), "cannot be combined with cursor")
+        try:
+            after = pagination.decode(query.cursor, query.sort)
+        except pagination.InvalidCursor as exc:
+            raise _invalid(("query", "cursor"), str(exc)) from None
     async with session.begin():
-        tasks, total = await store.list_tasks(session, user, query)
-    response.headers["X-Total-Count"] = str(total)
-    return [TaskOut.model_validate(task) for task in tasks]
+        page = await store.list_tasks(session, user, query, after)
+    response.headers["X-Total-Count"] = str(page.total)
+    if page.next is not None:
+        response.headers["X-Next-Cursor"] = pagination.encode(page.next)
+    return [TaskOut.model_validate(task) for task in page.tasks]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskOut)
@@ -57,10 +85,20 @@ async def create_task(
     user: User,
     session: Session,
     body: Annotated[TaskCreate, Depends(json_body(TaskCreate))],
+    key: Annotated[str | None, Depends(_idempotency_key)],
     response: Response,
 ) -> TaskOut:
-    async with session.begin():
-        task = await store.create_task(session, user, body.model_dump())
+    values = body.model_dump()
+    if key is None:
+        async with session.begin():
+            task = await store.create_task(session, user, values)
+    else:
+        try:
+            task, replayed = await idempotency.create_once(session, user, key, values)
+        except idempotency.KeyReused:
+            raise _invalid(IDEMPOTENCY_LOC, "this key was already used with a different request body") from None
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/{user}/tasks/{task.id}"
     return _task_response(task, response)
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from task_service import store
+from task_service import idempotency, store
 from task_service.api import router
 from task_service.assertion import AssertionVerifier
 from task_service.db import Database
@@ -42,6 +42,9 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.migrate_on_start:
             await migrate(settings)
         database = Database(settings)
+        # Keys are also purged per user on every keyed create; this catches users who stopped posting.
+        async with database.session() as session, session.begin():
+            await idempotency.purge_expired(session)
         app.state.db = database
         try:
             yield

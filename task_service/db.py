@@ -46,12 +46,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = settings.database
     if settings.is_sqlite:
         _ensure_sqlite_directory(url)
-        engine = create_async_engine(
-            url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_s,
-        )
+        # SQLite has one writer at a time; more connections would only wait for each other in its
+        # busy handler (which sleeps up to 100 ms a round). One connection queues them without sleeping.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=settings.db_pool_timeout_s)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     return create_async_engine(

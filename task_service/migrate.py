@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from task_service.db import create_engine
@@ -33,9 +34,10 @@ def _serialise(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str) -> str | None:
     _serialise(connection)
     command.upgrade(_config(connection), revision)
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -43,11 +45,12 @@ def _downgrade(connection: Connection, revision: str) -> None:
     command.downgrade(_config(connection), revision)
 
 
-async def migrate(settings: DatabaseSettings, revision: str = "head") -> None:
+async def migrate(settings: DatabaseSettings, revision: str = "head") -> str | None:
+    """Upgrade to `revision`; returns the revision the database is at afterwards."""
     engine = create_engine(settings)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, revision)
+            return await connection.run_sync(_upgrade, revision)
     finally:
         await engine.dispose()
 

@@ -64,7 +64,6 @@ class Task(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
-
 class IdempotencyKey(Base):
     """A create the user asked to be done once: the retry with the same key gets the same task.
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_serializer, model_validator
 
 from task_service.models import DESCRIPTION_MAX, TITLE_MAX
+from task_service.pagination import MAX_CURSOR_CHARS
 
 Title = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
 Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX)]
@@ -74,3 +75,4 @@ class ListQuery(BaseModel):
     q: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)] | None = None
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0)
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)] | None = None

@@ -10,10 +10,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, literal, not_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from task_service.models import Task, utcnow
+from task_service.pagination import Position
 from task_service.schemas import ListQuery
 
 
@@ -56,20 +57,36 @@ def _filtered(user_id: str, query: ListQuery) -> Select[Task]:
     return statement
 
 
-def _ordered(statement: Select[Task], sort: str) -> Select[Task]:
-    key = _SORT_KEYS[sort.lstrip("-")]
-    if sort.startswith("-"):
-        return statement.order_by(key.desc(), Task.id.desc())
-    return statement.order_by(key.asc(), Task.id.asc())
+@dataclass(frozen=True)
+class Page:
+    tasks: list[Task]
+    total: int  # all tasks matching the filters, not just this page
+    next: Position | None  # where the next page starts, when there is one
 
 
-async def list_tasks(session: AsyncSession, user_id: str, query: ListQuery) -> tuple[list[Task], int]:
-    """One page of the user's tasks and the number of tasks matching the filters."""
+def _after(key: ColumnElement[Any], descending: bool, position: Position) -> ColumnElement[bool]:
+    """Rows strictly beyond `position` in the page order; (key, id) is unique, so none is skipped."""
+    mine = tuple_(key, Task.id)
+    theirs = tuple_(literal(position.key, key.type), literal(position.id, Task.id.type))
+    return mine < theirs if descending else mine > theirs
+
+
+async def list_tasks(session: AsyncSession, user_id: str, query: ListQuery, after: Position | None) -> Page:
+    """One page of the user's tasks, by offset or after a keyset position."""
     filtered = _filtered(user_id, query)
     total = await session.scalar(select(func.count()).select_from(filtered.subquery()))
-    page = _ordered(filtered, query.sort).limit(query.limit).offset(query.offset)
-    tasks = list((await session.scalars(page)).all())
-    return tasks, int(total or 0)
+    key = _SORT_KEYS[query.sort.lstrip("-")]
+    descending = query.sort.startswith("-")
+    order = (key.desc(), Task.id.desc()) if descending else (key.asc(), Task.id.asc())
+    page = filtered.add_columns(key).order_by(*order)
+    if after is not None:
+        page = page.where(_after(key, descending, after))
+    # One row more than asked says whether there is a next page.
+    rows = (await session.execute(page.limit(query.limit + 1).offset(query.offset))).all()
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    last = Position(query.sort, rows[-1][1], rows[-1][0].id) if more else None
+    return Page([row[0] for row in rows], int(total or 0), last)
 
 
 async def get_task(session: AsyncSession, user_id: str, task_id: int) -> Task:

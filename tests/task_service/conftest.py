@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,11 +42,21 @@ def postgres_tasks_url(postgres: PostgresServer) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies, instead of migrating its own from scratch."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "tasks.db"
+    in_thread(migrate(DatabaseSettings(database_url=f"sqlite+aiosqlite:///{path}")))
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every test that touches the database runs on both: SQLite (embedded) and PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}"
+        path = tmp_path / "tasks.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_tasks_url")
     in_thread(empty_tables(url))
     return url

@@ -7,7 +7,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,28 +19,31 @@ from tests.support.processes import clean_env, free_port
 TASKGATE = [sys.executable, "-c", "import sys; from taskgate.cli import main; sys.exit(main())"]
 
 
-def test_up_prints_a_working_curl_line(tmp_path: Path) -> None:
-    port, service_port = free_port(), free_port()
-    env = clean_env({"PATH": "/nonexistent-so-node-is-not-found"})
+def start_up(cwd: Path, env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """Run `taskgate up` and read its output up to the banner's last line (it exits if it cannot start)."""
     proc = subprocess.Popen(
-        [*TASKGATE, "up", "--port", str(port), "--service-port", str(service_port)],
-        cwd=tmp_path,
+        [*TASKGATE, "up", "--port", str(port), "--service-port", str(free_port())],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("new tokens:"):
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(10)
+            raise AssertionError("taskgate up ended early:\n" + "".join(lines))
+        lines.append(line)
+    return proc, lines
+
+
+def test_up_prints_a_working_curl_line(tmp_path: Path) -> None:
+    port = free_port()
+    proc, lines = start_up(tmp_path, clean_env({"PATH": "/nonexistent-so-node-is-not-found"}), port)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("new tokens:"):
-                break
         output = "".join(lines)
         assert "taskgate is up" in output, output
         post = next(line for line in lines if "-X POST" in line)
@@ -63,22 +65,9 @@ def test_up_prints_a_working_curl_line(tmp_path: Path) -> None:
 
 
 def test_up_with_node_also_runs_better_auth_and_the_demo_page(tmp_path: Path) -> None:
-    port, service_port, auth_port = free_port(), free_port(), free_port()
-    proc = subprocess.Popen(
-        [*TASKGATE, "up", "--port", str(port), "--service-port", str(service_port)],
-        cwd=tmp_path,
-        env=clean_env({"BA_PORT": str(auth_port)}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    port, auth_port = free_port(), free_port()
+    proc, lines = start_up(tmp_path, clean_env({"BA_PORT": str(auth_port)}), port)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        while not lines or not lines[-1].startswith("new tokens:"):
-            line = proc.stdout.readline()
-            assert line, "".join(lines)
-            lines.append(line)
         output = "".join(lines)
         assert f"demo page (sign up, then manage tasks): http://127.0.0.1:{auth_port}/" in output
         page = httpx.get(f"http://127.0.0.1:{auth_port}/")

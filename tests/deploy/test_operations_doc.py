@@ -6,6 +6,7 @@ import re
 from itertools import pairwise, product
 
 import pytest
+import yaml
 from prometheus_client import generate_latest
 
 from gateway.app import GATEWAY_KEY, create_app
@@ -14,11 +15,13 @@ from gateway.settings import GatewaySettings
 from gateway.settings import load_settings as load_gateway_settings
 from task_service.settings import load_settings as load_task_service_settings
 from tests.deploy.catalog import (
+    COMPOSE_FILE,
     ENV_EXAMPLE,
     GATEWAY_VARS,
     OPERATIONS_DOC,
     TASK_SERVICE_VARS,
     better_auth_vars,
+    k8s_object,
     settings_environment,
     strong_secret,
 )
@@ -104,3 +107,23 @@ def test_each_step_of_the_internal_secret_rotation_keeps_every_gateway_and_servi
             assert signing_key(gateway_step) in accepted(service_step), (gateway_step, service_step)
     # And at the end the old secret is worthless.
     assert values["OLD"].encode() not in accepted(steps[-1])
+
+
+def test_the_shutdown_timings_the_doc_quotes_are_the_deployed_ones() -> None:
+    text = " ".join(doc().split())
+    gateway = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["gateway"]
+    pod = k8s_object("Deployment", "gateway")["spec"]["template"]["spec"]
+    k8s_settings = k8s_object("ConfigMap", "gateway-config")["data"]
+    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][2]
+    quoted = {
+        r"`GATEWAY_DRAIN_DELAY_S` \(compose: (\d+) s": gateway["environment"]["GATEWAY_DRAIN_DELAY_S"],
+        r"`GATEWAY_SHUTDOWN_TIMEOUT_S` \(compose (\d+) s": gateway["environment"]["GATEWAY_SHUTDOWN_TIMEOUT_S"],
+        r"`GATEWAY_SHUTDOWN_TIMEOUT_S` \(compose \d+ s, Kubernetes (\d+) s": k8s_settings["GATEWAY_SHUTDOWN_TIMEOUT_S"],
+        r"`stop_grace_period` \((\d+) s\)": gateway["stop_grace_period"].removesuffix("s"),
+        r"`terminationGracePeriodSeconds` \((\d+) s\)": str(pod["terminationGracePeriodSeconds"]),
+        r"The hook therefore pauses (\d+) s": pre_stop.split("time.sleep(")[1].rstrip(")"),
+    }
+    for pattern, deployed in quoted.items():
+        match = re.search(pattern, text)
+        assert match, pattern
+        assert match[1] == str(deployed), pattern

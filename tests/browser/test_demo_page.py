@@ -19,6 +19,8 @@ from tests.support.better_auth import PASSWORD, Issuer, running_issuer
 from tests.support.processes import REPO_ROOT, free_port
 from tests.support.services import Service, new_secret, running_gateway, running_task_service
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -53,6 +55,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         issuer = stack.enter_context(
             running_issuer(work_dir, {"JWT_MODE": "eddsa", "GATEWAY_URL": gateway_url, "BA_JWT_TTL_S": TOKEN_TTL_S})
         )
+        issuer.jwks()  # its first key exists before the gateway asks (see tests/interop/conftest.py)
         gateway_settings = {
             "GATEWAY_JWKS_URL": issuer.jwks_url,
             "GATEWAY_JWT_ISSUER": issuer.origin,

@@ -17,6 +17,8 @@ from .conftest import MODES, gateway_settings, issuer_and_gateway, issuer_settin
 from .test_better_auth_tokens import assert_invalid_token, auth, tasks
 from .tokens import segments, verify_like_a_relying_party, with_flipped_signature
 
+pytestmark = pytest.mark.slow
+
 
 def poll_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s

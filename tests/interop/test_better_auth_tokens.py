@@ -13,6 +13,8 @@ from tests.support.services import Service, running_gateway
 from .conftest import Stack, gateway_settings
 from .tokens import hs256, segments, verify_like_a_relying_party, with_alg_none, with_claims, with_flipped_signature
 
+pytestmark = pytest.mark.slow
+
 BETTER_AUTH_TTL_S = 900
 
 

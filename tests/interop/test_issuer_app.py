@@ -11,6 +11,8 @@ import pytest
 from tests.support.better_auth import ISSUER_DIR, issuer_env, running_issuer
 from tests.support.processes import free_port
 
+pytestmark = pytest.mark.slow
+
 GOOD_SECRET = "s" * 32
 
 

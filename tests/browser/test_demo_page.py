@@ -190,3 +190,9 @@ def test_sign_up_and_manage_tasks_in_the_browser(demo: Demo, browser: Browser) -
     page.get_by_test_id("auth-submit").click()
     expect(page.get_by_test_id("task-item")).to_have_count(2)
     expect(task_item(page, "Write the report")).to_have_attribute("data-completed", "true")
+
+    # Sessions ended elsewhere: the next timed renewal fails, and the page says so instead of going quiet.
+    demo.issuer.revoke_sessions(user)
+    expect(page.get_by_test_id("auth-section")).to_be_visible(timeout=15_000)
+    expect(page.get_by_test_id("error-text")).to_contain_text("401")
+    expect(page.get_by_test_id("error-text")).to_contain_text("session has ended")

@@ -61,6 +61,14 @@ class Issuer:
         token: str = response.json()["token"]
         return token
 
+    def revoke_sessions(self, user: BetterAuthUser) -> None:
+        """End every session of user (Better Auth's revoke-sessions), as signing out everywhere would."""
+        with self._client() as client:
+            response = client.post(
+                "/api/auth/revoke-sessions", json={}, headers={"Authorization": f"Bearer {user.session_token}"}
+            )
+        response.raise_for_status()
+
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         with self._client() as client:
             response = client.get("/api/auth/jwks")

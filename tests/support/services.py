@@ -23,8 +23,8 @@ def new_secret() -> str:
 
 
 @contextmanager
-def running_task_service(work_dir: Path, internal_secret: str) -> Iterator[Service]:
-    """The task service on a free port with its own SQLite file in work_dir."""
+def running_task_service(work_dir: Path, internal_secret: str, database_url: str | None = None) -> Iterator[Service]:
+    """The task service on a free port with its own SQLite file in work_dir (or on database_url)."""
 
     def launch(port: int) -> Launch:
         env = clean_env(
@@ -32,7 +32,7 @@ def running_task_service(work_dir: Path, internal_secret: str) -> Iterator[Servi
                 "TASKS_HOST": "127.0.0.1",
                 "TASKS_PORT": str(port),
                 "TASKS_INTERNAL_SECRET": internal_secret,
-                "TASKS_DATABASE_URL": f"sqlite+aiosqlite:///{work_dir / 'tasks.db'}",
+                "TASKS_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{work_dir / 'tasks.db'}",
             }
         )
         return Launch([sys.executable, "-m", "task_service"], env, f"http://127.0.0.1:{port}/healthz")

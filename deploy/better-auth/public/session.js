@@ -66,7 +66,13 @@ export class Session {
   schedule() {
     clearTimeout(this.timer);
     const delayMs = Math.max(0, (this.claims.exp - RENEW_BEFORE_S) * 1000 - Date.now());
-    this.timer = setTimeout(() => this.renew().catch(this.onExpired), delayMs);
+    this.timer = setTimeout(async () => {
+      try {
+        if (!(await this.renew())) throw new CallError("Better Auth", 401, "your session has ended; sign in again");
+      } catch (err) {
+        this.onExpired(err);
+      }
+    }, delayMs);
   }
 
   /** The JWT to send to the gateway, renewed first when it is within a minute of expiring. */

@@ -164,7 +164,7 @@ def test_better_auth_image_installs_from_its_lock_and_runs_as_node() -> None:
     # Everything server.mjs loads at run time: itself, its modules and the static page.
     assert {"server.mjs", "src", "public"} <= set(sources)
     env = stage.env()
-    assert set(env) - {"NODE_ENV"} <= better_auth_vars()
+    assert set(env) <= better_auth_vars()
     assert stage.last("EXPOSE").arguments == env["BA_PORT"]
     assert any(f"chown node:node {Path(env['BA_DB_PATH']).parent}" in r.arguments for r in stage.all("RUN"))
     assert "/healthz" in stage.last("HEALTHCHECK").arguments

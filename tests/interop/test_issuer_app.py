@@ -60,3 +60,4 @@ def test_hs256_mode_publishes_no_keys(tmp_path: Path) -> None:
     settings = {"JWT_MODE": "hs256", "GATEWAY_JWT_SECRET": GOOD_SECRET}
     with running_issuer(tmp_path, settings) as issuer:
         assert httpx.get(issuer.jwks_url).status_code == 404
+        assert issuer.process.stop() == 0  # SIGTERM closes the server and the database cleanly

@@ -2,7 +2,8 @@
 
 `python bench/profile.py` (py-spy must be installed in the venv: `.venv/bin/pip install py-spy`; it is a
 bench-only tool, not a project dependency). Writes the collapsed stacks and a summary of the top frames
-(self = the sampled leaf, total = anywhere on the stack) to bench/results/.
+(self = the sampled leaf, total = anywhere on the stack) to bench/results/. `--e2e list|create` puts the
+gateway in front of the task service and samples both.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 if not __package__:
@@ -20,9 +23,9 @@ if not __package__:
 
 from bench import pools, tokens
 from bench.procs import Processes, cpu_seconds, listening_pids
-from bench.stack import REPO, Stack, expect_forwarded
+from bench.stack import REPO, Server, Stack, expect, expect_forwarded
 from bench.tools import ensure_tools
-from bench.wrk import Load, measure
+from bench.wrk import Load, Request, measure
 
 RESULTS = REPO / "bench" / "results"
 TOP = 25
@@ -59,11 +62,50 @@ def summarise(collapsed: str, top: int = TOP) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Target:
+    """What wrk drives, and which servers py-spy samples meanwhile."""
+
+    drive: Server
+    requests: Callable[[], list[Request]]
+    sampled: list[Server]
+
+
+def _forward_path(stack: Stack, single: bool) -> Target:
+    users = [tokens.user_id(i) for i in range(pools.POOL_SIZE)]
+    pool = pools.bearer_pool([tokens.hs256_token(stack.jwt_secret, u) for u in users])
+    if single:
+        pool = pools.single(pool)
+    nginx = stack.nginx()
+    gateway = stack.gateway(nginx)
+    expect_forwarded(gateway, pool[0])
+    return Target(gateway, lambda: pool, [gateway])
+
+
+def _end_to_end(stack: Stack, operation: str) -> Target:
+    service = stack.task_service()
+    for req in pools.asserted(stack.internal_secret, "POST", pools.E2E_USERS):
+        expect(service, req, 201)
+    gateway = stack.gateway(service)
+    hs_tokens = [tokens.hs256_token(stack.jwt_secret, tokens.user_id(i)) for i in range(pools.E2E_USERS)]
+    pool = pools.bearer_pool(hs_tokens) if operation == "list" else pools.bearer_creates(hs_tokens)
+    return Target(gateway, lambda: pool, [gateway, service])
+
+
+def _record(py_spy: str, server: Server, seconds: int, native: bool) -> tuple[subprocess.Popen[bytes], Path]:
+    out = RESULTS / f"profile-{server.name}.collapsed"
+    pid = listening_pids(server.process, server.port)[0]
+    argv = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200"]
+    argv += ["--format", "raw", "--nolineno", "--output", str(out), *(["--native"] if native else [])]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--single", action="store_true", help="one token (cache hits) instead of the pool")
     parser.add_argument("--native", action="store_true", help="include C frames (slower sampling)")
+    parser.add_argument("--e2e", choices=["list", "create"], help="gateway in front of the task service (both sampled)")
     args = parser.parse_args()
     py_spy = _py_spy()
     ensure_tools()
@@ -71,38 +113,27 @@ def main() -> int:
     run_dir.chmod(0o755)
     procs = Processes(run_dir)
     stack = Stack(run_dir, procs)
-    out = RESULTS / "profile.collapsed"
     RESULTS.mkdir(parents=True, exist_ok=True)
+    sections = []
     try:
-        users = [tokens.user_id(i) for i in range(pools.POOL_SIZE)]
-        pool = pools.bearer_pool([tokens.hs256_token(stack.jwt_secret, u) for u in users])
-        if args.single:
-            pool = pools.single(pool)
-        nginx = stack.nginx()
-        gateway = stack.gateway(nginx)
-        expect_forwarded(gateway, pool[0])
-        measure(gateway.url, lambda: pool, Load(warmup_s=0, duration_s=2), run_dir)  # warm caches
-        pid = listening_pids(gateway.process, gateway.port)[0]
-        record = [py_spy, "record", "--pid", str(pid), "--duration", str(args.seconds), "--rate", "200"]
-        record += ["--format", "raw", "--nolineno", "--output", str(out), *(["--native"] if args.native else [])]
-        spy = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        result = measure(
-            gateway.url,
-            lambda: pool,
-            Load(warmup_s=0, duration_s=args.seconds + 1),
-            run_dir,
-            lambda: cpu_seconds(gateway.process),
-        )
-        _, err = spy.communicate(timeout=60)
-        if spy.returncode != 0:
-            raise SystemExit(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
+        target = _end_to_end(stack, args.e2e) if args.e2e else _forward_path(stack, args.single)
+        measure(target.drive.url, target.requests, Load(warmup_s=0, duration_s=2), run_dir)  # warm caches
+        spies = [(server, *_record(py_spy, server, args.seconds, args.native)) for server in target.sampled]
+        before = {server.name: cpu_seconds(server.process) for server in target.sampled}
+        result = measure(target.drive.url, target.requests, Load(warmup_s=0, duration_s=args.seconds + 1), run_dir)
+        for server, spy, out in spies:
+            _, err = spy.communicate(timeout=60)
+            if spy.returncode != 0:
+                raise SystemExit(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
+            cpu_us = (cpu_seconds(server.process) - before[server.name]) / max(result.requests, 1) * 1e6
+            sections.append(f"## {server.name}: {cpu_us:.0f} µs CPU/request\n\n" + summarise(out.read_text()))
     finally:
         procs.stop_all()
         shutil.rmtree(run_dir, ignore_errors=True)
     summary = (
-        f"gateway under load: {result.rps:,.0f} req/s, {result.cpu_us_per_request or 0:.0f} µs CPU/request "
-        f"while sampled (py-spy pauses the process to sample, which costs some throughput)\n\n"
-        + summarise(out.read_text())
+        f"driving {target.drive.name}: {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms, "
+        f"{result.errors} errors while sampled (py-spy pauses each process to sample, which costs some "
+        "throughput)\n\n" + "\n\n".join(sections)
     )
     (RESULTS / "profile.md").write_text(summary + "\n")
     print(summary)

@@ -27,8 +27,8 @@ from tests.deploy.catalog import (
 )
 from tests.deploy.compose_env import read_env_file
 
-# Upper-case names in the doc that are neither settings nor compose variables.
-NOT_SETTINGS = {"REPLACE_ME", "SO_REUSEPORT"}
+# Upper-case names in the doc that are neither our settings nor compose variables (NODE_ENV is Node's own).
+NOT_SETTINGS = {"REPLACE_ME", "SO_REUSEPORT", "NODE_ENV"}
 HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 from functools import cache
@@ -123,6 +124,15 @@ def test_haproxy_accepts_its_configuration() -> None:
         ["haproxy", "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_load_balancer_answers_its_own_errors_in_the_project_error_shape() -> None:
+    answers = re.findall(
+        r"^\s*http-error status (\d+) content-type application/json string '(.*)'$", HAPROXY_CFG.read_text(), re.M
+    )
+    assert {"502", "503", "504"} <= {status for status, _ in answers}
+    for _, body in answers:
+        assert list(json.loads(body)) == ["detail"]
 
 
 def test_only_the_load_balancer_and_the_issuer_are_published() -> None:

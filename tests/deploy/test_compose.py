@@ -170,6 +170,10 @@ def test_gateway_and_task_service_accept_their_compose_environment(monkeypatch: 
     assert service.database.get_backend_name() == "postgresql"
     assert service.database.host == "postgres"
     assert service.database.database == compose()["services"]["postgres"]["environment"]["POSTGRES_DB"]
+    # HAProxy must wait longer than the gateway does, so a slow service yields the gateway's own 504.
+    timeout_server = re.search(r"^\s*timeout server (\d+)s$", HAPROXY_CFG.read_text(), re.M)
+    assert timeout_server is not None
+    assert gateway.upstream_timeout_s < int(timeout_server[1])
 
 
 def test_the_gateway_trusts_exactly_the_tokens_the_compose_issuer_mints() -> None:

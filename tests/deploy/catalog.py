@@ -32,9 +32,11 @@ BETTER_AUTH_CONFIG = BETTER_AUTH_DIR / "src" / "config.mjs"
 
 
 def env_names(model: type[BaseSettings]) -> frozenset[str]:
-    """Every variable a settings model reads: env_prefix + field name (the *_FILE variants are fields too)."""
+    """Every variable a settings model reads: env_prefix + field name, and <NAME>_FILE for each secret."""
     prefix = str(model.model_config.get("env_prefix", ""))
-    return frozenset(f"{prefix}{name}".upper() for name in model.model_fields)
+    names = {f"{prefix}{name}".upper() for name in model.model_fields}
+    secrets = {name for name, info in model.model_fields.items() if "SecretStr" in repr(info.annotation)}
+    return frozenset(names | {f"{prefix}{name}_FILE".upper() for name in secrets})
 
 
 GATEWAY_VARS = env_names(GatewaySettings)

@@ -99,6 +99,16 @@ def test_env_example_holds_no_secret_and_compose_refuses_to_start_without_one() 
             interpolate(raw_compose(), {**filled_env(), name: ""})
 
 
+def test_git_ignores_the_real_env_file_but_not_the_example() -> None:
+    def ignored(path: str) -> bool:
+        result = subprocess.run(["git", "check-ignore", "-q", path], cwd=COMPOSE_FILE.parent, timeout=30, check=False)
+        assert result.returncode in (0, 1)
+        return result.returncode == 0
+
+    assert ignored(".env")
+    assert not ignored(str(ENV_EXAMPLE.relative_to(COMPOSE_FILE.parent)))
+
+
 def test_gateway_replicas_share_one_published_port_through_the_load_balancer() -> None:
     services = compose()["services"]
     assert "ports" not in services["gateway"], "a fixed host port per gateway replica breaks --scale"

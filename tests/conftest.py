@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.gateway_fixtures"]
+pytest_plugins = ["tests.gateway_fixtures", "tests.task_service.postgres"]

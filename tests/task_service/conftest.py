@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -16,22 +13,8 @@ from fastapi import FastAPI
 from task_service.app import create_app
 from task_service.migrate import migrate
 from task_service.settings import DatabaseSettings, Settings
-from tests.task_service.postgres import PostgresServer, empty_tables, running_postgres
+from tests.task_service.postgres import PostgresServer, empty_tables, in_thread
 from tests.task_service.signer import INTERNAL_SECRET, ROTATED_SECRET, Api
-
-T = TypeVar("T")
-
-
-def in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from a synchronous (session) fixture without touching pytest's event loop."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 """A throw-away PostgreSQL server for tests, from the distribution's own initdb and pg_ctl.
 
+Loaded as a pytest plugin (tests/conftest.py), so the task-service suite and the end-to-end tests share
+one server per session through the `postgres` fixture.
+
 PostgreSQL refuses to run as root, so when the tests run as root the server is run as the
 `postgres` system user (or `nobody`), owning a data directory made for it. It listens only on a free
 loopback port, trusts local connections (nothing else can reach it) and runs without fsync: the data
@@ -8,24 +11,34 @@ lives as long as the test session.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.processes import free_port
 
 SUPERUSER = "taskgate"
+T = TypeVar("T")
+
+
+def in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from synchronous (session) set-up without touching pytest's event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class PostgresUnavailable(RuntimeError):
@@ -120,3 +133,9 @@ def running_postgres() -> Iterator[PostgresServer]:
             run(str(bin_dir / "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", str(data))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server

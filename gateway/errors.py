@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 
 class GatewayError(Exception):
@@ -26,3 +27,14 @@ def error_response(status: int, detail: str, headers: Mapping[str, str] | None =
         content_type="application/json",
         headers=headers,
     )
+
+
+@web.middleware
+async def json_http_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (e.g. no route for a `*` or CONNECT target) in the same JSON shape, not its text page."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower(), {"Server": "taskgate"})

@@ -103,12 +103,15 @@ function startEdit(item, task) {
   form.elements.title.focus();
 }
 
+let listRequests = 0;
+
 async function refresh() {
+  const mine = ++listRequests;
   const { tasks, total } = await api.list(filter);
+  if (mine !== listRequests) return; // a newer filter or search has been asked for meanwhile
   $("task-list").replaceChildren(...tasks.map(renderTask));
   $("empty-state").hidden = tasks.length > 0;
   $("task-count").textContent = `${total} task${total === 1 ? "" : "s"}`;
-  document.body.dataset.state = "ready";
 }
 
 async function enter() {
@@ -187,11 +190,10 @@ async function start() {
     await enter();
   } else {
     showSignedIn(false);
-    document.body.dataset.state = "ready";
   }
 }
 
 start().catch((err) => {
   showError(err);
-  document.body.dataset.state = "ready";
+  if (session) showSignedIn(false);
 });

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from task_service import idempotency, store
 from task_service.api import router
@@ -29,6 +31,12 @@ async def _precondition_failed(_request: Request, _exc: Exception) -> JSONRespon
         {"detail": "the task has changed since the version given in If-Match"},
         status_code=status.HTTP_412_PRECONDITION_FAILED,
     )
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """An outage is not a bug: say so with a 503 (retry later), never a stack trace."""
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return JSONResponse({"detail": "database unavailable"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
@@ -64,5 +72,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.add_exception_handler(store.TaskNotFound, _not_found)
     app.add_exception_handler(store.PreconditionFailed, _precondition_failed)
+    # asyncpg reports a refused connection as a plain OSError; the database is this service's only peer.
+    for outage in (OperationalError, InterfaceError, PoolTimeout, OSError):
+        app.add_exception_handler(outage, _database_unavailable)
     app.add_exception_handler(Exception, _internal_error)
     return app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from fastapi import FastAPI
 
 from task_service.db import Database
@@ -19,17 +22,27 @@ async def test_readyz_when_database_reachable(api: Api) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
 
 
-async def test_readyz_is_503_when_database_unreachable(api: Api, app: FastAPI) -> None:
+@pytest.fixture
+async def database_down(app: FastAPI) -> AsyncIterator[None]:
     working = app.state.db
     # Port 1 on loopback: nothing listens there, so the connection is refused.
     unreachable = Database(
         DatabaseSettings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", db_pool_timeout_s=2)
     )
     app.state.db = unreachable
-    try:
-        response = await api.request("GET", "/readyz", user=None)
-    finally:
-        app.state.db = working
-        await unreachable.dispose()
+    yield
+    app.state.db = working
+    await unreachable.dispose()
+
+
+async def test_readyz_is_503_when_database_unreachable(api: Api, database_down: None) -> None:
+    response = await api.request("GET", "/readyz", user=None)
     assert response.status_code == 503
     assert response.json() == {"detail": "database unreachable"}
+
+
+async def test_api_is_503_not_500_when_database_unreachable(api: Api, database_down: None) -> None:
+    for method, body in [("GET", None), ("POST", {"title": "t"})]:
+        response = await api.request(method, "/api/alice/tasks", json=body)
+        assert response.status_code == 503
+        assert response.json() == {"detail": "database unavailable"}

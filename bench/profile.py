@@ -29,6 +29,8 @@ from bench.wrk import Load, Request, measure
 
 RESULTS = REPO / "bench" / "results"
 TOP = 25
+# Leaves of threads parked in a pool (anyio's, aiosqlite's) that py-spy still reports as active.
+WAITING_LEAVES = ("Condition.wait (", "Event.wait (", "Queue.get (", "Lock.acquire (")
 
 
 def _py_spy() -> str:
@@ -43,17 +45,26 @@ def summarise(collapsed: str, top: int = TOP) -> str:
     own: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     samples = 0
+    waiting = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack:
             continue
         count = int(count_text)
         frames = stack.split(";")
+        if frames[-1].startswith(WAITING_LEAVES):
+            waiting += count
+            continue
         samples += count
         own[frames[-1]] += count
         for frame in set(frames):
             total[frame] += count
-    lines = [f"{samples} samples", "", "| self % | total % | frame |", "|---:|---:|---|"]
+    lines = [
+        f"{samples} busy samples ({waiting} of idle threads waiting on a lock or queue left out)",
+        "",
+        "| self % | total % | frame |",
+        "|---:|---:|---|",
+    ]
     for frame, count in own.most_common(top):
         lines.append(f"| {100 * count / samples:.1f} | {100 * total[frame] / samples:.1f} | `{frame}` |")
     lines += ["", "| total % | frame |", "|---:|---|"]

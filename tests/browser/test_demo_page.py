@@ -55,7 +55,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         issuer = stack.enter_context(
             running_issuer(work_dir, {"JWT_MODE": "eddsa", "GATEWAY_URL": gateway_url, "BA_JWT_TTL_S": TOKEN_TTL_S})
         )
-        issuer.jwks()  # its first key exists before the gateway asks (see tests/interop/conftest.py)
         gateway_settings = {
             "GATEWAY_JWKS_URL": issuer.jwks_url,
             "GATEWAY_JWT_ISSUER": issuer.origin,

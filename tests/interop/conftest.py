@@ -82,10 +82,6 @@ def issuer_and_gateway(
     shared_secret = new_secret() if mode == "hs256" else None
     with ExitStack() as stack:
         issuer = stack.enter_context(running_issuer(work_dir, issuer_settings(mode, shared_secret, issuer_extra)))
-        if shared_secret is None:
-            # Mint the first key now, as a running issuer would have: Better Auth creates one lazily in both
-            # its JWKS endpoint and its signer, and the two racing would leave two first keys.
-            issuer.jwks()
         gateway = stack.enter_context(
             running_gateway(
                 work_dir, task_service.url, internal_secret, gateway_settings(issuer, shared_secret, gateway_extra)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -10,6 +12,8 @@ import pytest
 
 from tests.support.better_auth import ISSUER_DIR, issuer_env, running_issuer
 from tests.support.processes import free_port
+
+from .tokens import segments
 
 pytestmark = pytest.mark.slow
 
@@ -61,3 +65,15 @@ def test_hs256_mode_publishes_no_keys(tmp_path: Path) -> None:
     with running_issuer(tmp_path, settings) as issuer:
         assert httpx.get(issuer.jwks_url).status_code == 404
         assert issuer.process.stop() == 0  # SIGTERM closes the server and the database cleanly
+
+
+def test_first_key_exists_before_the_first_request(tmp_path: Path) -> None:
+    """The issuer mints its key at start, so a gateway's first JWKS fetch and the first sign-in cannot race
+    into two "first" keys (Better Auth alone creates one lazily in both places)."""
+    with running_issuer(tmp_path, name="keyed") as issuer:
+        with closing(sqlite3.connect(f"file:{tmp_path / 'keyed.db'}?mode=ro", uri=True)) as db:
+            stored = [row[0] for row in db.execute("SELECT id FROM jwks")]
+        assert len(stored) == 1  # only /healthz has been asked so far
+        user = issuer.sign_up("heidi")
+        assert segments(issuer.jwt(user))[0]["kid"] == stored[0]
+        assert [key["kid"] for key in issuer.jwks()["keys"]] == stored

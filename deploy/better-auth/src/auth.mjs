@@ -24,5 +24,11 @@ export async function createAuth(config) {
   });
   const { runMigrations } = await getMigrations(auth.options);
   await runMigrations();
+  if (config.mode !== "hs256") {
+    // Better Auth mints the first key lazily, from its JWKS endpoint and from its signer alike; when a
+    // gateway's first fetch and the first sign-in race, two "first" keys appear and the gateway may hold
+    // the wrong one. Minting it here, before listening, leaves nothing to race.
+    await auth.api.getJwks();
+  }
   return { auth, close: () => database.close() };
 }

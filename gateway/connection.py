@@ -41,6 +41,9 @@ HEAD_TIMEOUT_RESPONSE = (
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 100
+# After an answer sent before the request body was read (413, 408, 401 …), read and discard for at most this
+# long so the client can see the answer before the close, then drop the connection (aiohttp's default is 10 s).
+LINGER_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class GatewayServer(web.Server):
             max_headers=limits.max_headers,
             # Request bodies are forwarded as received and never inflated here (no decompression bombs).
             auto_decompress=False,
+            lingering_time=LINGER_S,
             access_log=None,
             **self._handler_kwargs,
         )

@@ -154,6 +154,9 @@ class Upstream:
                 if reused:
                     raise StaleConnection from None
                 raise
+            if message.code < 200:
+                # Never relay an interim or protocol-switch answer: the gateway asked for neither.
+                raise GatewayError(502, "upstream answered with an unexpected status")
             if message.headers.get("Content-Length", "").isdigit() and int(message.headers["Content-Length"]) > (
                 MAX_RESPONSE_BYTES
             ):

@@ -13,10 +13,14 @@ import signal
 import sys
 from types import FrameType
 
-from aiohttp import http_parser, web
+from aiohttp import http, web
 
 from . import logs
 from .app import GATEWAY_KEY, create_app
+from .connection import MAX_FIELD_SIZE as MAX_FIELD_SIZE
+from .connection import MAX_HEADERS as MAX_HEADERS
+from .connection import MAX_LINE_SIZE as MAX_LINE_SIZE
+from .connection import gateway_runner
 from .metrics import admin_app
 from .settings import ConfigError, GatewaySettings, load_settings
 
@@ -24,13 +28,11 @@ log = logging.getLogger("gateway")
 
 # The lenient pure-Python parser is a smuggling risk; the gateway runs only on aiohttp's llhttp-based one.
 C_PARSER_MODULE = "aiohttp._http_parser"
-MAX_LINE_SIZE = 8190
-MAX_FIELD_SIZE = 8190
-MAX_HEADERS = 100
 
 
 def ensure_c_parser() -> None:
-    if http_parser.HttpRequestParser.__module__ != C_PARSER_MODULE:
+    """Refuse to start on the pure-Python parser (e.g. AIOHTTP_NO_EXTENSIONS=1 or a build without C)."""
+    if http.HttpRequestParser.__module__ != C_PARSER_MODULE:
         raise ConfigError("aiohttp's C HTTP parser is not in use (reinstall aiohttp with its C extensions)")
 
 
@@ -61,14 +63,7 @@ async def _start_admin(settings: GatewaySettings, app: web.Application, worker: 
 
 async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        max_line_size=MAX_LINE_SIZE,
-        max_field_size=MAX_FIELD_SIZE,
-        max_headers=MAX_HEADERS,
-    )
+    runner = gateway_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(
         runner, settings.host, settings.port, reuse_port=reuse_port, shutdown_timeout=settings.shutdown_timeout_s

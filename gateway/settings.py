@@ -61,6 +61,10 @@ class GatewaySettings(BaseSettings):
     upstream_connect_timeout_s: float = Field(3.0, gt=0, le=60)
     upstream_pool_size: int = Field(256, ge=1, le=10_000)
     max_body_bytes: int = Field(1024 * 1024, ge=0, le=1024 * 1024 * 1024)
+    # Client deadlines (slowloris): a request head, a request body, and an idle keep-alive connection.
+    header_timeout_s: float = Field(10.0, gt=0, le=600)
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    keepalive_timeout_s: float = Field(30.0, gt=0, le=3600)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     jwt_secret: SecretStr | None = None

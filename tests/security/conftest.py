@@ -55,3 +55,7 @@ async def edge(recorder: Recorder) -> AsyncIterator[EdgeFactory]:
 async def wire() -> AsyncIterator[WireUpstream]:
     async with wire_upstream() as upstream:
         yield upstream
+
+
+# The JWKS issuer of the gateway's own JWKS tests (keys the test controls, fetch counter, failure switch).
+from tests.gateway.test_jwks import issuer as issuer  # noqa: E402

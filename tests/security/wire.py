@@ -58,25 +58,39 @@ def parse_responses(data: bytes) -> list[Response]:
 
 
 async def exchange(port: int, *parts: bytes, timeout: float = 3.0, pause: float = 0.0) -> Exchange:
-    """Send `parts` (with `pause` seconds between them) and read until the peer closes or `timeout` passes."""
+    """Send `parts` (`pause` seconds apart) while reading, until the peer closes or `timeout` passes.
+
+    Reading runs alongside writing, so an answer sent before the client finished (a 408 to a slow client, a
+    413 to an oversize body) is still seen, and a write into a closed connection is not an error.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     chunks: list[bytes] = []
-    closed = False
-    try:
-        async with asyncio.timeout(timeout):
+
+    async def send() -> None:
+        with contextlib.suppress(ConnectionError):
             for index, part in enumerate(parts):
                 if index and pause:
                     await asyncio.sleep(pause)
                 writer.write(part)
                 await writer.drain()
+
+    async def receive() -> bool:
+        with contextlib.suppress(ConnectionError):
             while chunk := await reader.read(65536):
                 chunks.append(chunk)
-            closed = True
+        return True
+
+    sender = asyncio.create_task(send())
+    closed = False
+    try:
+        async with asyncio.timeout(timeout):
+            closed = await receive()
     except TimeoutError:
         pass
-    except ConnectionResetError:
-        closed = True
     finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()

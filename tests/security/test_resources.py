@@ -1,0 +1,199 @@
+"""Resource exhaustion: slow clients, big or compressed bodies, idle connections, slow or broken upstreams.
+
+Every wait is bounded: a test fails (never hangs) when the gateway does not answer or close within a deadline
+several times the configured one. The deadlines are liveness bounds, not measurements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.gateway_fixtures import make_token
+from tests.security.conftest import EdgeFactory
+from tests.security.wire import WireUpstream, exchange, request
+
+TOKEN = make_token("alice")
+HEAD = f"POST /api/alice/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+
+
+async def test_slow_request_head_gets_408_and_is_closed(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url, header_timeout_s=0.3)
+    trickle = [b"GET /api/alice/tasks HTTP/1.1\r\n", *(b"X-Slow: %d\r\n" % i for i in range(100))]
+    ex = await exchange(gw.port, *trickle, pause=0.05, timeout=4)
+    assert ex.closed
+    assert [r.status for r in ex.responses] == [408]
+    assert json.loads(ex.responses[0].body) == {"detail": "request header timeout"}
+    assert wire.seen == []
+
+
+async def test_one_byte_then_silence_is_closed_by_the_head_deadline(edge: EdgeFactory) -> None:
+    gw = await edge(header_timeout_s=0.3, keepalive_timeout_s=60)
+    ex = await exchange(gw.port, b"G", timeout=4)
+    assert ex.closed and [r.status for r in ex.responses] == [408]
+
+
+async def test_a_head_in_pieces_within_the_deadline_is_served(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url, header_timeout_s=5)
+    raw = request("GET", "/api/alice/tasks", token=TOKEN)
+    ex = await exchange(gw.port, raw[:10], raw[10:40], raw[40:], pause=0.05)
+    assert [r.status for r in ex.responses] == [200] and len(wire.seen) == 1
+
+
+async def test_slow_request_body_gets_408_and_never_reaches_upstream(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url, body_timeout_s=0.3)
+    parts = [(HEAD + "Content-Length: 100\r\n\r\n").encode(), *([b"x"] * 99)]
+    ex = await exchange(gw.port, *parts, pause=0.05, timeout=4)
+    assert ex.closed
+    assert [r.status for r in ex.responses] == [408]
+    assert json.loads(ex.responses[0].body) == {"detail": "request body timeout"}
+    assert wire.seen == []
+
+
+async def test_slow_chunked_body_gets_408(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url, body_timeout_s=0.3)
+    parts = [(HEAD + "Transfer-Encoding: chunked\r\n\r\n").encode(), *([b"1\r\nx\r\n"] * 99)]
+    ex = await exchange(gw.port, *parts, pause=0.05, timeout=4)
+    assert ex.closed and [r.status for r in ex.responses] == [408]
+    assert wire.seen == []
+
+
+async def test_idle_connections_are_closed_silently(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url, keepalive_timeout_s=0.3, header_timeout_s=0.2)
+    # never sends a byte
+    ex = await exchange(gw.port, timeout=4)
+    assert ex.closed and ex.data == b""
+    # one request, then idle: one answer, then a close with no unsolicited 408
+    ex = await exchange(gw.port, request("GET", "/api/alice/tasks", token=TOKEN, close=False), timeout=4)
+    assert ex.closed and [r.status for r in ex.responses] == [200]
+
+
+async def test_huge_declared_body_is_413_without_reading_it(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url)
+    ex = await exchange(gw.port, (HEAD + "Content-Length: 1099511627776\r\n\r\n").encode(), timeout=4)
+    assert ex.closed and [r.status for r in ex.responses] == [413]
+    assert wire.seen == []
+
+
+async def test_chunked_body_over_the_limit_is_413(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url, max_body_bytes=1024)
+    chunk = b"400\r\n" + b"x" * 1024 + b"\r\n"
+    ex = await exchange(gw.port, (HEAD + "Transfer-Encoding: chunked\r\n\r\n").encode(), chunk, chunk, timeout=4)
+    assert [r.status for r in ex.responses] == [413]
+    assert wire.seen == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ("Content-Encoding: gzip",),
+        ("Content-Encoding: GZIP",),
+        ("Content-Encoding: br",),
+        ("Content-Encoding: identity, gzip",),
+        ("Content-Encoding: identity", "Content-Encoding: deflate"),
+        ("Content-Encoding: x-custom",),
+    ],
+)
+async def test_compressed_request_bodies_are_415(
+    edge: EdgeFactory, wire: WireUpstream, headers: tuple[str, ...]
+) -> None:
+    gw = await edge(upstream_url=wire.url)
+    bomb = gzip.compress(b"\0" * 10_000_000)
+    ex = await exchange(
+        gw.port, request("POST", "/api/alice/tasks", *headers, f"Content-Length: {len(bomb)}", token=TOKEN, body=bomb)
+    )
+    assert [r.status for r in ex.responses] == [415]
+    assert wire.seen == []
+
+
+async def test_transfer_coding_gzip_is_never_inflated(edge: EdgeFactory, wire: WireUpstream) -> None:
+    """A gzip transfer-coding is not decoded by the gateway: the upstream gets the bytes the client sent."""
+    gw = await edge(upstream_url=wire.url)
+    bomb = gzip.compress(b"\0" * 10_000_000)
+    body = b"%x\r\n" % len(bomb) + bomb + b"\r\n0\r\n\r\n"
+    ex = await exchange(
+        gw.port, (HEAD + "Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n").encode() + body
+    )
+    assert [r.status for r in ex.responses] == [200]
+    [seen] = wire.seen
+    assert seen.body == bomb and seen.header("Content-Encoding") == []
+
+
+Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_upstream(reply: Reply) -> AsyncIterator[str]:
+    """An upstream that reads one request head and then misbehaves as `reply` says."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            await reply(reader, writer)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def _never(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+    await reader.read()  # until the gateway gives up and closes
+
+
+async def _close_at_once(_reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+    return
+
+
+def _send(data: bytes, then_wait: bool = False) -> Reply:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+        await writer.drain()
+        if then_wait:
+            await reader.read()
+
+    return reply
+
+
+UPSTREAM_FAILURES: dict[str, tuple[Reply, int]] = {
+    "accepts, never answers": (_never, 504),
+    "closes without answering": (_close_at_once, 502),
+    "answers garbage": (_send(b"SSH-2.0-OpenSSH_9.6\r\n"), 502),
+    "stops inside the head": (_send(b"HTTP/1.1 200 OK\r\nContent-Le", then_wait=True), 504),
+    "short body, then close": (_send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"), 502),
+    "short body, then silence": (_send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", then_wait=True), 504),
+    "bad chunking": (_send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), 502),
+    "two content lengths": (_send(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"), 502),
+    "response too large": (
+        _send(b"HTTP/1.1 200 OK\r\nContent-Length: 20000000\r\n\r\n" + b"x" * 20_000_000),
+        502,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(UPSTREAM_FAILURES))
+async def test_upstream_failures_are_502_or_504_within_the_budget(edge: EdgeFactory, name: str) -> None:
+    reply, status = UPSTREAM_FAILURES[name]
+    async with raw_upstream(reply) as url:
+        gw = await edge(upstream_url=url, upstream_timeout_s=0.5)
+        ex = await exchange(gw.port, request("GET", "/api/alice/tasks", token=TOKEN), timeout=5)
+    assert [r.status for r in ex.responses] == [status]
+    body = json.loads(ex.responses[0].body)
+    assert set(body) == {"detail"} and "Traceback" not in body["detail"]
+
+
+async def test_upstream_101_is_not_a_protocol_switch(edge: EdgeFactory) -> None:
+    reply = _send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nraw", True)
+    async with raw_upstream(reply) as url:
+        gw = await edge(upstream_url=url, upstream_timeout_s=0.5)
+        ex = await exchange(gw.port, request("GET", "/api/alice/tasks", token=TOKEN), timeout=5)
+    [answer] = ex.responses
+    assert answer.status == 502 and json.loads(answer.body) == {"detail": "upstream answered with an unexpected status"}
+    assert answer.header("Upgrade") == [] and ex.data.count(b"HTTP/1.1 ") == 1

@@ -62,7 +62,7 @@ class Bench:
         delay_ms: int | None = None,
         ratios: bool = False,
     ) -> Row:
-        load = Load(connections, self.load.warmup_s, self.load.duration_s, delay_ms)
+        load = Load(connections, self.load.warmup_s, self.load.duration_s, delay_ms, self.load.repeat)
         print(f"  {title} …", end="", flush=True)
         result = measure(server.url, requests, load, self.stack.run_dir, lambda: cpu_seconds(server.process))
         print(
@@ -316,7 +316,8 @@ def render(bench: Bench, costs: dict[str, float], started: float, load_before: s
         "",
         f"- run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
         f"{time.time() - started:.0f} s in all; {bench.load.warmup_s} s warm-up + {bench.load.duration_s} s "
-        "measured per case; wrk -t1, one core each side (proxy on core 0; wrk, nginx, task service on core 1)",
+        f"measured per case{f' (best of {bench.load.repeat})' if bench.load.repeat > 1 else ''}; "
+        "wrk -t1, one core each side (proxy on core 0; wrk, nginx, task service on core 1)",
         f"- machine: {os.cpu_count()} × {_cpu_model()}; load average before/after: {load_before} / "
         f"{Path('/proc/loadavg').read_text().split()[0]}",
         f"- {_version(['haproxy', '-v'])}; {_version(['nginx', '-v'])}; {_version(['wrk', '-v'])}; "
@@ -378,6 +379,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="measured seconds per case (max 25)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per case")
     parser.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s measured: a smoke run")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measured runs per case, best kept (each adds about 5 minutes)"
+    )
     parser.add_argument("--no-e2e", action="store_true", help="skip the task-service cases")
     parser.add_argument(
         "--nice",
@@ -387,7 +391,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     # Gateway assertions live 30 s and are signed before each wrk run.
-    load = Load(warmup_s=args.warmup, duration_s=min(args.duration, 25))
+    load = Load(warmup_s=args.warmup, duration_s=min(args.duration, 25), repeat=min(max(args.repeat, 1), 3))
     if args.quick:
         load = Load(warmup_s=1, duration_s=3)
     if (os.cpu_count() or 1) < 2:

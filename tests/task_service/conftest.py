@@ -47,9 +47,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
+    # The database is migrated already (template file / session database); migrating at start is covered
+    # by test_service_process.py and test_service_migrations.py.
     return Settings(
         database_url=database_url,
         internal_secret=f"{INTERNAL_SECRET},{ROTATED_SECRET}",
+        migrate_on_start=False,
     )
 
 

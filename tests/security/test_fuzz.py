@@ -1,0 +1,255 @@
+"""Property tests (hypothesis) for the two parsers an attacker talks to directly: request targets and tokens.
+
+Bounded: 300 examples per property, no deadline (CI machines vary), derandomised so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import httptools
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from starlette.routing import compile_path
+
+from gateway.forward import Upstream
+from gateway.paths import ROUTE_COLLECTION, ROUTE_COMPLETE, ROUTE_ITEM, BadTarget, NotRouted, parse_target
+from gateway.tokens import (
+    ASSERTION_TYPE,
+    MAX_TOKEN_LENGTH,
+    AuthorizationMalformed,
+    InvalidToken,
+    TokenVerifier,
+    bearer_token,
+)
+from task_service.assertion import request_target
+from tests.gateway_fixtures import JWT_SECRET
+from tests.security.tokens import b64url, raw_token, token
+
+BOUNDED = settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+# Pieces an attacker combines: separators, dot segments and their encodings, parameters, controls, look-alikes.
+PATH_ATOMS = [
+    "/", "api", "tasks", "alice", "bob", "1", "42", "0", "complete", "-", "_", "~", ".", "..", "%2e", "%2E", "%2f",
+    "%2F", "%5c", "%5C", "%25", "%", "%zz", "%41", "%00", ";", ";x=1", "?", "??", "#", "&", "=", "+", "\\", " ", "\t",
+    "\x00", "\r", "\n", "é", "\u0430", "\uff0f", "//", "http://evil", "*", ":", "@", "!", "$", "'", "(", ")", ",",
+]  # fmt: skip
+# Route-shaped targets whose user segment, tail and query are attacked piece by piece.
+api_targets = st.tuples(
+    st.one_of(
+        st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True),
+        st.lists(st.sampled_from(PATH_ATOMS), min_size=1, max_size=4).map("".join),
+    ),
+    st.sampled_from(["", "/1", "/42", "/7/complete", "/0", "/1/", "/complete", "/1/complete/x", "/01", "/1;x"]),
+    st.one_of(st.just(""), st.lists(st.sampled_from(PATH_ATOMS), max_size=5).map(lambda q: "?" + "".join(q))),
+).map(lambda parts: f"/api/{parts[0]}/tasks{parts[1]}{parts[2]}")
+targets = st.one_of(
+    api_targets,
+    api_targets,
+    st.lists(st.sampled_from(PATH_ATOMS), max_size=14).map("".join),
+    st.lists(st.sampled_from(PATH_ATOMS), max_size=10).map(lambda parts: "/api/" + "".join(parts)),
+    st.tuples(st.sampled_from(["/api/alice/tasks", "/api/a-_1/tasks/7", "/api/B/tasks/9/complete"]), st.text()).map(
+        lambda pair: pair[0] + "?" + pair[1]
+    ),
+    st.text(max_size=60),
+)
+
+ROUTE_TEMPLATES = {route: compile_path(route)[0] for route in (ROUTE_COLLECTION, ROUTE_ITEM, ROUTE_COMPLETE)}
+
+
+def service_view(raw: str) -> tuple[bytes, str]:
+    """What the task service sees for a forwarded target: uvicorn's httptools parse of the gateway's bytes.
+
+    Returns the target the service checks the assertion against, and the decoded path Starlette routes on.
+    """
+    wire = Upstream("http://127.0.0.1:1", timeout_s=1, connect_timeout_s=1, pool_size=1).frame("GET", raw, [], b"")
+    url: list[bytes] = []
+
+    class Collect:
+        def on_url(self, part: bytes) -> None:
+            url.append(part)
+
+    httptools.HttpRequestParser(Collect()).feed_data(wire.replace(b"\r\n\r\n", b"\r\nHost: x\r\n\r\n", 1))
+    parsed = httptools.parse_url(b"".join(url))
+    scope = {"raw_path": parsed.path, "query_string": parsed.query or b""}
+    return request_target(scope), urllib.parse.unquote(parsed.path.decode("ascii"))
+
+
+@BOUNDED
+@given(raw=targets)
+def test_path_checker_only_accepts_what_the_service_reads_the_same_way(raw: str) -> None:
+    try:
+        target = parse_target(raw)
+    except (BadTarget, NotRouted):
+        return
+    event("accepted")
+    path = raw.partition("?")[0]
+    assert target.raw == raw and target.path == path
+    assert raw.isascii() and raw.isprintable() and " " not in raw
+    assert "%" not in path and ";" not in path and "\\" not in path and "#" not in raw
+    assert all(segment not in ("", ".", "..") for segment in path.split("/")[1:])
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", target.user_id)
+    # the service checks its assertion against exactly the bytes the gateway signed (tgt) ...
+    service_target, service_path = service_view(raw)
+    assert service_target == raw.encode()
+    # ... and Starlette routes the same route, for the same user
+    matches = {route: regex.match(service_path) for route, regex in ROUTE_TEMPLATES.items()}
+    assert [route for route, m in matches.items() if m] == [target.route]
+    match = matches[target.route]
+    assert match is not None and match["user_id"] == target.user_id
+
+
+@BOUNDED
+@given(
+    values=st.lists(
+        st.one_of(
+            st.text(max_size=40),
+            st.tuples(
+                st.sampled_from(["Bearer", "bearer", "BEARER", "Basic", "Bearer\t", "Token", ""]),
+                st.sampled_from(["", " ", "  ", "\t"]),
+                st.text(alphabet="abcXYZ019-_.=+/ \t", max_size=40),
+            ).map("".join),
+        ),
+        max_size=3,
+    )
+)
+def test_bearer_parser_returns_one_well_formed_token_or_refuses(values: list[str]) -> None:
+    try:
+        result = bearer_token(values)
+    except AuthorizationMalformed:
+        assert values
+        return
+    if result is not None:
+        assert len(values) == 1 and result in values[0]
+        assert len(result) <= MAX_TOKEN_LENGTH
+        assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*", result)
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    runner = asyncio.Runner()
+    yield runner.get_loop()
+    runner.close()
+
+
+def _verifier() -> TokenVerifier:
+    return TokenVerifier(
+        hmac_secrets=(JWT_SECRET.encode(),),
+        keys=None,
+        issuer=None,
+        audience=(),
+        leeway_s=30,
+        max_ttl_s=None,
+        cache_size=0,
+    )
+
+
+def _verify(loop: asyncio.AbstractEventLoop, tok: str) -> Any:
+    """The verdict: an Identity, or the InvalidToken the gateway turns into 401 (anything else fails the test)."""
+    try:
+        return loop.run_until_complete(_verifier().verify(tok))
+    except InvalidToken as exc:
+        return exc
+
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=False),
+    st.text(max_size=20),
+)  # fmt: skip
+json_values = st.recursive(
+    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+)
+claim_values = st.one_of(
+    json_values,
+    st.integers(min_value=0, max_value=2**40),
+    st.sampled_from([10**400, -(10**400), 2**53 + 1, 1e308, "9999999999", "alice", "", "a/b", "..", "alice\n"]),
+    st.sampled_from(["ålice", "a" * 129, "a" * 128, "None", "1", "bob"]),
+)
+# Mostly plausible claims, so that acceptance (where the interesting assertions are) is actually reached.
+future_time = st.integers(min_value=int(time.time()) + 60, max_value=2**34)
+plausible_time = st.one_of(future_time, future_time, future_time, claim_values)
+valid_sub = st.sampled_from(["alice", "bob", "A-_9", "a" * 128])
+plausible_sub = st.one_of(valid_sub, valid_sub, valid_sub, claim_values)
+past_time = st.integers(min_value=0, max_value=int(time.time()))
+plain_headers = st.fixed_dictionaries({"alg": st.just("HS256")}, optional={"typ": st.just("JWT"), "kid": claim_values})
+hostile_headers = st.fixed_dictionaries(
+    {"alg": st.one_of(st.sampled_from(["HS256", "none", "None", "HS384", "RS256", "EdDSA", ""]), json_values)},
+    optional={
+        "typ": st.sampled_from(["JWT", ASSERTION_TYPE, "at+jwt"]),
+        "kid": claim_values,
+        "crit": st.just(["exp"]),
+        "jku": st.just("http://127.0.0.1:9/"),
+    },
+)
+plain_payloads = st.fixed_dictionaries(
+    {"sub": plausible_sub, "exp": plausible_time},
+    optional={"nbf": st.one_of(past_time, claim_values), "iat": st.one_of(past_time, claim_values)},
+)
+hostile_payloads = st.fixed_dictionaries(
+    {},
+    optional={"sub": claim_values, "exp": claim_values, "nbf": claim_values, "iat": claim_values, "aud": claim_values},
+)
+headers = st.one_of(plain_headers, plain_headers, hostile_headers)
+payloads = st.one_of(plain_payloads, plain_payloads, hostile_payloads)
+
+
+@BOUNDED
+@given(header=headers, payload=payloads)
+def test_correctly_signed_tokens_pass_only_with_sound_claims(
+    loop: asyncio.AbstractEventLoop, header: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    tok = raw_token(json.dumps(header), json.dumps(payload))
+    verdict = _verify(loop, tok)
+    if isinstance(verdict, InvalidToken):
+        return
+    event("accepted")
+    assert header["alg"] == "HS256" and header.get("typ") != ASSERTION_TYPE
+    assert not {"crit", "jku"} & set(header)
+    assert verdict.user_id == payload["sub"] and re.fullmatch(r"[A-Za-z0-9_-]{1,128}", verdict.user_id)
+    for claim in ("exp", "nbf", "iat"):
+        value = payload.get(claim)
+        assert claim != "exp" or value is not None
+        assert value is None or (type(value) in (int, float) and abs(value) <= 2**53)
+    assert "aud" not in payload
+
+
+@BOUNDED
+@given(text=st.text(max_size=300))
+def test_arbitrary_text_is_never_accepted_and_never_crashes(loop: asyncio.AbstractEventLoop, text: str) -> None:
+    assert isinstance(_verify(loop, text), InvalidToken)
+
+
+@BOUNDED
+@given(position=st.integers(min_value=0), replacement=st.sampled_from("AQgw_-.0xyz"))
+def test_an_edited_token_never_changes_who_it_names(
+    loop: asyncio.AbstractEventLoop, position: int, replacement: str
+) -> None:
+    original = token(sub="alice")
+    index = position % len(original)
+    edited = original[:index] + replacement + original[index + 1 :]
+    verdict = _verify(loop, edited)
+    if isinstance(verdict, InvalidToken):
+        return
+    # only a spelling of the same signature bytes can pass; header and payload text are unchanged
+    assert edited.rsplit(".", 1)[0] == original.rsplit(".", 1)[0] and verdict.user_id == "alice"
+
+
+def test_the_strategies_reach_acceptance() -> None:
+    """Guard against a vacuous fuzz: accepted examples exist for both parsers."""
+    assert parse_target("/api/a-_1/tasks/7?q=%41").user_id == "a-_1"
+    runner = asyncio.Runner()
+    try:
+        verdict = runner.run(_verifier().verify(token()))
+    finally:
+        runner.close()
+    assert verdict.user_id == "alice"
+    assert b64url(b"x") == "eA"

@@ -1,0 +1,102 @@
+"""CORS: only an exact allowed origin is ever named; a preflight is never forwarded and never a way in."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.gateway_fixtures import Recorder, make_token
+from tests.security.conftest import EdgeFactory
+from tests.security.wire import exchange, request
+
+ALLOWED = "http://app.example"
+TOKEN = make_token("alice")
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        ("http://app.example/",),
+        ("http://app.example:80",),
+        ("https://app.example",),
+        ("http://APP.example",),
+        ("http://app.example.evil.example",),
+        ("http://evilapp.example",),
+        ("http://app.examplé",),
+        ("http://xn--app-example",),
+        ("null",),
+        ("*",),
+        ("",),
+        ("http://app.example, http://evil.example",),
+        (ALLOWED, "http://evil.example"),
+        (ALLOWED, ALLOWED),
+    ],
+)
+async def test_look_alike_and_ambiguous_origins_get_no_cors_headers(
+    edge: EdgeFactory, recorder: Recorder, origins: tuple[str, ...]
+) -> None:
+    gw = await edge()
+    lines = [f"Origin: {o}" for o in origins]
+    preflight = await exchange(
+        gw.port, request("OPTIONS", "/api/alice/tasks", *lines, "Access-Control-Request-Method: GET")
+    )
+    actual = await exchange(gw.port, request("GET", "/api/alice/tasks", *lines, token=TOKEN))
+    assert preflight.status == 403 and actual.status == 200
+    for answer in (preflight.responses[0], actual.responses[0]):
+        assert answer.header("Access-Control-Allow-Origin") == []
+        assert answer.header("Access-Control-Allow-Credentials") == []
+        assert answer.header("Vary") == ["Origin"]
+    assert len(recorder.received) == 1  # only the actual request, which still needed its token
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "delete", "OPTIONS", "HEAD", "GET, DELETE", ""])
+async def test_preflight_for_a_method_the_api_lacks_is_refused(
+    edge: EdgeFactory, recorder: Recorder, method: str
+) -> None:
+    gw = await edge()
+    ex = await exchange(
+        gw.port,
+        request("OPTIONS", "/api/alice/tasks", f"Origin: {ALLOWED}", f"Access-Control-Request-Method: {method}"),
+    )
+    assert ex.status == 403 and ex.responses[0].header("Access-Control-Allow-Methods") == []
+    assert recorder.received == []
+
+
+async def test_a_preflight_is_answered_at_the_gateway_without_a_token(edge: EdgeFactory, recorder: Recorder) -> None:
+    gw = await edge()
+    lines = (
+        f"Origin: {ALLOWED}",
+        "Access-Control-Request-Method: DELETE",
+        "Access-Control-Request-Headers: authorization, if-match",
+        "Authorization: Bearer not.a.token",
+        "X-HTTP-Method-Override: DELETE",
+        "Content-Length: 2",
+    )
+    ex = await exchange(gw.port, request("OPTIONS", "/api/bob/tasks/1", *lines, body=b"{}"))
+    [answer] = ex.responses
+    assert answer.status == 204
+    assert answer.header("Access-Control-Allow-Origin") == [ALLOWED]
+    assert answer.header("Access-Control-Allow-Credentials") == []
+    assert recorder.received == []
+
+
+async def test_options_without_a_preflight_request_method_is_no_bypass(edge: EdgeFactory, recorder: Recorder) -> None:
+    gw = await edge()
+    for lines in ((f"Origin: {ALLOWED}",), (), (f"Origin: {ALLOWED}", "X-HTTP-Method-Override: GET")):
+        ex = await exchange(gw.port, request("OPTIONS", "/api/alice/tasks", *lines, token=TOKEN))
+        assert ex.status == 403
+    ex = await exchange(
+        gw.port, request("OPTIONS", "/admin", f"Origin: {ALLOWED}", "Access-Control-Request-Method: GET")
+    )
+    assert ex.status == 404
+    assert recorder.received == []
+
+
+async def test_without_configured_origins_no_cors_header_is_ever_sent(edge: EdgeFactory, recorder: Recorder) -> None:
+    gw = await edge(cors_origins=())
+    preflight = await exchange(
+        gw.port, request("OPTIONS", "/api/alice/tasks", f"Origin: {ALLOWED}", "Access-Control-Request-Method: GET")
+    )
+    actual = await exchange(gw.port, request("GET", "/api/alice/tasks", f"Origin: {ALLOWED}", token=TOKEN))
+    assert preflight.status == 403 and actual.status == 200
+    for answer in (preflight.responses[0], actual.responses[0]):
+        assert not [k for k, _ in answer.headers if k.lower().startswith("access-control-")]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -20,6 +24,19 @@ from task_service.migrate import migrate
 from task_service.settings import Settings
 
 logger = logging.getLogger("task_service")
+
+
+class _EscapedJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a 422 echoes the client's input, which may be text (a lone surrogate)
+    that cannot be encoded as UTF-8 and would otherwise turn the 422 into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+async def _invalid_input(_request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return _EscapedJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _not_found(_request: Request, _exc: Exception) -> JSONResponse:
@@ -70,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.verifier = AssertionVerifier(settings.internal_secret_keys)
     app.include_router(health_router)
     app.include_router(router)
+    app.add_exception_handler(RequestValidationError, _invalid_input)
     app.add_exception_handler(store.TaskNotFound, _not_found)
     app.add_exception_handler(store.PreconditionFailed, _precondition_failed)
     # asyncpg reports a refused connection as a plain OSError; the database is this service's only peer.

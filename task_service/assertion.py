@@ -7,6 +7,7 @@ with the internal secret, bound to this exact method, request target and user, s
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,6 +24,8 @@ ISSUER = "taskgate-gateway"
 AUDIENCE = "task-service"
 CLOCK_SKEW_S = 5
 MAX_LIFETIME_S = 60
+# The gateway only routes user ids of this form (docs/contract.md); anything else cannot be a real caller.
+USER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class AssertionRejected(Exception):
@@ -106,8 +109,8 @@ class AssertionVerifier:
             raise AssertionRejected("target does not match") from None
 
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub:
-            raise AssertionRejected("sub must be a non-empty string")
+        if not isinstance(sub, str) or not USER_ID.fullmatch(sub):
+            raise AssertionRejected("sub is not a user id")
         if user_header is not None and user_header != sub:
             raise AssertionRejected("X-User-Id does not match sub")
         return sub

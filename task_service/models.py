@@ -36,6 +36,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def storable_text(value: str) -> str:
+    """Text both databases can keep: PostgreSQL refuses NUL, and neither stores lone surrogates.
+
+    Checked on input, so such text is a 422 rather than a database error.
+    """
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from task_service.models import TITLE_MAX
+from task_service.models import TITLE_MAX, storable_text
 
 MAX_CURSOR_CHARS = 1024
 _ID_MAX = 2**63 - 1
@@ -59,6 +59,10 @@ def decode(cursor: str, sort: str) -> Position:
         raise InvalidCursor("not a cursor from this service")
     if not isinstance(key, str) or len(key) > 4 * TITLE_MAX:  # lower() may lengthen a title
         raise InvalidCursor("not a cursor from this service")
+    try:
+        storable_text(key)
+    except ValueError as exc:
+        raise InvalidCursor("not a cursor from this service") from exc
     if _key_field(sort) == "title":
         return Position(sort, key, task_id)
     try:

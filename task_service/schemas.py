@@ -5,13 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_serializer,
+    model_validator,
+)
 
-from task_service.models import DESCRIPTION_MAX, TITLE_MAX
+from task_service.models import DESCRIPTION_MAX, TITLE_MAX, storable_text
 from task_service.pagination import MAX_CURSOR_CHARS
 
-Title = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
-Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX)]
+INT64_MAX = 2**63 - 1
+
+
+Storable = AfterValidator(storable_text)
+Title = Annotated[
+    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=TITLE_MAX), Storable
+]
+Description = Annotated[str, StringConstraints(strict=True, max_length=DESCRIPTION_MAX), Storable]
 
 
 class _Input(BaseModel):
@@ -72,7 +87,7 @@ class ListQuery(BaseModel):
 
     status: Literal["all", "pending", "completed"] = "all"
     sort: Literal["created", "-created", "updated", "-updated", "title", "-title"] = "-created"
-    q: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)] | None = None
+    q: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX), Storable] | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=INT64_MAX)
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)] | None = None

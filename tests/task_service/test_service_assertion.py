@@ -70,6 +70,8 @@ REJECTED: dict[str, Forge | str] = {
     "empty sub": _with(sub=""),
     "no sub": _with(sub=None),
     "numeric sub": _with(sub=7),
+    "sub too long for a user id": lambda m, t: sign(claims_for(m, t.replace("alice", "a" * 129), "a" * 129)),
+    "sub with a slash": lambda m, t: sign(claims_for(m, t, "alice/..")),
 }
 
 

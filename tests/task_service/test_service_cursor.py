@@ -88,6 +88,8 @@ async def test_pages_are_stable_under_concurrent_inserts(api: Api) -> None:
         _forge({"s": "title", "k": "a", "i": 1}),
         _forge({"s": "-created", "k": "2026-01-01T00:00:00+00:00", "i": 1, "u": "bob"}),
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        _forge({"s": "title", "k": "nul\x00", "i": 1}),
+        _forge({"s": "title", "k": "\ud800", "i": 1}),
     ],
 )
 async def test_invalid_cursor_is_422(api: Api, cursor: str) -> None:

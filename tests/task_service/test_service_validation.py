@@ -90,3 +90,29 @@ async def test_invalid_task_id_is_422(api: Api, task_id: str) -> None:
     response = await api.request("GET", f"/api/alice/tasks/{task_id}")
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "task_id"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"title": "nul\\u0000byte"}', "title"),
+        (b'{"title": "lone \\ud800 surrogate"}', "title"),
+        (b'{"title": "ok", "description": "nul\\u0000"}', "description"),
+    ],
+)
+async def test_text_no_database_can_store_is_422(api: Api, raw: bytes, field: str) -> None:
+    response = await api.request("POST", "/api/alice/tasks", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+
+
+@pytest.mark.parametrize("query", ["?q=%00", f"?offset={2**63}"])
+async def test_list_parameters_no_database_can_take_are_422(api: Api, query: str) -> None:
+    response = await api.request("GET", f"/api/alice/tasks{query}")
+    assert response.status_code == 422
+
+
+async def test_unicode_text_round_trips(api: Api) -> None:
+    created = await api.create(title="Ünïcödé ✓ 日本", description="emoji 🎉")
+    fetched = await api.request("GET", f"/api/alice/tasks/{created['id']}")
+    assert (fetched.json()["title"], fetched.json()["description"]) == ("Ünïcödé ✓ 日本", "emoji 🎉")

@@ -1,0 +1,137 @@
+"""Upstream trust: the real task service (its own process) refuses every request that did not pass the gateway.
+
+Direct calls, forged assertions and assertions replayed for another method, target or user all get 401 and
+change nothing; the count of alice's tasks (read with a genuine assertion) proves nothing was written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from gateway.assertion import AssertionSigner
+from tests.security.wire import exchange
+from tests.support.services import Service, new_secret, running_task_service
+
+USER_SECRET = new_secret()
+INTERNAL = new_secret()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    work: Path = tmp_path_factory.mktemp("trust")
+    with running_task_service(work, INTERNAL) as svc:
+        yield svc
+
+
+def assertion(
+    method: str = "POST",
+    target: str = "/api/alice/tasks",
+    sub: Any = "alice",
+    *,
+    secret: str = INTERNAL,
+    algorithm: str = "HS256",
+    header: dict[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": "taskgate-gateway", "aud": "task-service", "sub": sub, "mth": method, "tgt": target,
+        "iat": now, "exp": now + 30, "rid": "r1", **claims,
+    }  # fmt: skip
+    payload = {k: v for k, v in payload.items() if v is not None}
+    key = None if algorithm == "none" else secret
+    return jwt.encode(payload, key, algorithm=algorithm, headers=header or {"typ": "tg-assertion+jwt"})
+
+
+def genuine(method: str, target: str) -> dict[str, str]:
+    signed = AssertionSigner(INTERNAL.encode()).sign(method=method, target=target, user_id="alice", request_id="r")
+    return {"X-Gateway-Assertion": signed, "X-User-Id": "alice"}
+
+
+def task_count(svc: Service) -> int:
+    resp = httpx.get(f"{svc.url}/api/alice/tasks", headers=genuine("GET", "/api/alice/tasks"), timeout=5)
+    assert resp.status_code == 200
+    return int(resp.headers["X-Total-Count"])
+
+
+FORGED: dict[str, dict[str, str]] = {
+    "no assertion (direct call)": {},
+    "X-User-Id alone": {"X-User-Id": "alice"},
+    "garbage": {"X-Gateway-Assertion": "garbage"},
+    "alg none": {"X-Gateway-Assertion": assertion(algorithm="none")},
+    "signed with the user-token secret": {"X-Gateway-Assertion": assertion(secret=USER_SECRET)},
+    "HS512 with the internal secret": {"X-Gateway-Assertion": assertion(algorithm="HS512")},
+    "typ missing": {"X-Gateway-Assertion": assertion(header={"alg": "HS256"})},
+    "a user token's typ": {"X-Gateway-Assertion": assertion(header={"typ": "JWT"})},
+    "wrong issuer": {"X-Gateway-Assertion": assertion(iss="someone-else")},
+    "wrong audience": {"X-Gateway-Assertion": assertion(aud="another-service")},
+    "sub empty": {"X-Gateway-Assertion": assertion(sub="")},
+    "sub missing": {"X-Gateway-Assertion": assertion(sub=None)},
+    "replayed for another method": {"X-Gateway-Assertion": assertion(method="GET")},
+    "replayed for another path": {"X-Gateway-Assertion": assertion(target="/api/alice/tasks/1")},
+    "replayed with a query": {"X-Gateway-Assertion": assertion(target="/api/alice/tasks?status=all")},
+    "replayed for another user's path": {"X-Gateway-Assertion": assertion(target="/api/bob/tasks", sub="bob")},
+    "X-User-Id names someone else": {"X-Gateway-Assertion": assertion(), "X-User-Id": "bob"},
+    "expired": {"X-Gateway-Assertion": assertion(iat=int(time.time()) - 120, exp=int(time.time()) - 60)},
+    "future-dated": {"X-Gateway-Assertion": assertion(iat=int(time.time()) + 120, exp=int(time.time()) + 150)},
+    "lifetime over 60 s": {"X-Gateway-Assertion": assertion(exp=int(time.time()) + 3600)},
+    "exp as a string": {"X-Gateway-Assertion": assertion(exp=str(int(time.time()) + 30))},
+    "iat missing": {"X-Gateway-Assertion": assertion(iat=None)},
+}
+
+
+@pytest.mark.parametrize("name", list(FORGED))
+def test_forged_or_replayed_assertions_get_401_and_write_nothing(service: Service, name: str) -> None:
+    before = task_count(service)
+    resp = httpx.post(f"{service.url}/api/alice/tasks", json={"title": "pwned"}, headers=FORGED[name], timeout=5)
+    assert resp.status_code == 401, resp.text
+    assert set(resp.json()) == {"detail"}
+    assert task_count(service) == before
+
+
+def test_the_genuine_assertion_is_accepted_once_bound(service: Service) -> None:
+    """Control: the same request with a genuine assertion does write, so the refusals above are meaningful."""
+    before = task_count(service)
+    resp = httpx.post(
+        f"{service.url}/api/alice/tasks", json={"title": "ok"}, headers=genuine("POST", "/api/alice/tasks"), timeout=5
+    )
+    assert resp.status_code == 201
+    assert task_count(service) == before + 1
+
+
+def test_two_assertion_headers_are_401(service: Service) -> None:
+    good = genuine("POST", "/api/alice/tasks")["X-Gateway-Assertion"]
+    before = task_count(service)
+    resp = httpx.post(
+        f"{service.url}/api/alice/tasks",
+        json={"title": "twice"},
+        headers=[("X-Gateway-Assertion", good), ("X-Gateway-Assertion", good)],
+        timeout=5,
+    )
+    assert resp.status_code == 401
+    assert task_count(service) == before
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["/api/%61lice/tasks", "/api/alice/tasks/", "/api/alice/./tasks", "/api//alice/tasks", "/api/alice/tasks?q="],
+)
+async def test_assertion_is_bound_to_the_raw_target_bytes(service: Service, sent: str) -> None:
+    """An assertion for /api/alice/tasks does not cover any other spelling of it, however a server decodes it.
+
+    (A bare trailing '?' is the one spelling the service cannot tell apart: uvicorn reports an empty query for
+    both. It names the same resource with the same empty query, and the gateway refuses it before signing.)
+    """
+    port = int(service.url.rsplit(":", 1)[1])
+    headers = genuine("GET", "/api/alice/tasks")
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    ex = await exchange(port, f"GET {sent} HTTP/1.1\r\nHost: x\r\n{lines}Connection: close\r\n\r\n".encode())
+    assert ex.status in (401, 404), ex.data[:200]
+    assert ex.status != 200

@@ -9,6 +9,7 @@ errors keep FastAPI's 422 shape.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -25,6 +26,18 @@ def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
 
 
+def _not_json(constant: str) -> float:
+    """NaN and Infinity are not JSON (RFC 8259), and a 422 echoing them could not be rendered."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
 def json_body(model: type[_M]) -> Callable[..., Awaitable[_M]]:
     async def parse(request: Request, _user: Annotated[str, Depends(acting_user)]) -> _M:
         raw = await request.body()
@@ -33,9 +46,11 @@ def json_body(model: type[_M]) -> Callable[..., Awaitable[_M]]:
                 [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
             )
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+            data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers bad JSON and bad UTF-8; RecursionError, nesting deeper than the parser's
+            # stack, which is no valid task either.
+            position = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
             raise RequestValidationError(
                 [{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error", "input": {}}]
             ) from None

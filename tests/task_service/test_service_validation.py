@@ -52,6 +52,22 @@ async def test_malformed_json_is_422(api: Api) -> None:
     assert response.json()["detail"][0]["type"] == "json_invalid"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b"\xff\xfe{}",
+        b'{"title": NaN}',
+        b'{"title": 1e999}',
+        b'"just a string"',
+        b"null",
+    ],
+)
+async def test_hostile_bodies_are_422(api: Api, raw: bytes) -> None:
+    response = await api.request("POST", "/api/alice/tasks", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+
+
 async def test_missing_body_is_422(api: Api) -> None:
     response = await api.request("POST", "/api/alice/tasks")
     assert response.status_code == 422

@@ -178,7 +178,7 @@ async def test_max_ttl_requires_iat(edge: EdgeFactory, recorder: Recorder) -> No
 
 async def test_wrong_issuer_or_audience_types_are_refused(edge: EdgeFactory, recorder: Recorder) -> None:
     gw = await edge(jwt_issuer="https://auth.example", jwt_audience=("https://app.example",))
-    good = {"iss": "https://auth.example", "aud": "https://app.example"}
+    good: dict[str, Any] = {"iss": "https://auth.example", "aud": "https://app.example"}
     for claims in (
         {**good, "iss": ["https://auth.example"]},
         {**good, "iss": "https://auth.example/"},

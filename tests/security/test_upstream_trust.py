@@ -46,7 +46,7 @@ def assertion(
         "iat": now, "exp": now + 30, "rid": "r1", **claims,
     }  # fmt: skip
     payload = {k: v for k, v in payload.items() if v is not None}
-    key = None if algorithm == "none" else secret
+    key: Any = None if algorithm == "none" else secret
     return jwt.encode(payload, key, algorithm=algorithm, headers=header or {"typ": "tg-assertion+jwt"})
 
 

@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 import uvicorn
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from task_service.app import create_app
 from task_service.migrate import migrate
@@ -34,13 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "migrate":
-            revision = asyncio.run(migrate(load_database_settings()))
-            print(f"task_service: database schema at revision {revision}")
-            return 0
+            return _migrate()
         return _serve()
     except ConfigError as exc:
         print(f"task_service: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _migrate() -> int:
+    settings = load_database_settings()
+    try:
+        revision = asyncio.run(migrate(settings))
+    except (OSError, OperationalError, InterfaceError) as exc:
+        # The URL may hold a password, and the driver's message may quote it: name the failure only.
+        print(f"task_service: cannot reach the database ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    print(f"task_service: database schema at revision {revision}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -119,3 +119,16 @@ def test_migrate_command_needs_no_secret(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "0002" in result.stdout
     assert database.is_file()
+
+
+@pytest.mark.slow
+def test_migrate_command_reports_an_unreachable_database_in_one_line() -> None:
+    env = clean_env(
+        {"PYTHONPATH": str(REPO_ROOT), "TASKS_DATABASE_URL": "postgresql://someone:hunter2@127.0.0.1:1/tasks"}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "task_service", "migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "task_service: cannot reach the database (ConnectionRefusedError)"
+    assert "hunter2" not in result.stdout + result.stderr

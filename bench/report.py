@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.idle import Memory
 from bench.wrk import WrkResult
+
+MIB = 1024 * 1024
 
 
 @dataclass
@@ -72,7 +75,7 @@ def render_rows(rows: list[Row], haproxy: WrkResult | None, baseline: WrkResult 
     return "\n".join(lines)
 
 
-def render_memory(name: str, memory: Memory | None, reason: str, target_mib: float) -> str:
+def render_memory(name: str, memory: Memory | None, reason: str, target_mb: float) -> str:
     lines = [
         "| process | workers | RSS after load, MiB | RSS with idle keep-alive connections, MiB | connections open |"
         " target |",
@@ -83,7 +86,7 @@ def render_memory(name: str, memory: Memory | None, reason: str, target_mib: flo
     else:
         lines.append(
             f"| {name} | {memory.workers} | {memory.rss_before_mib:.1f} | {memory.rss_idle_mib:.1f} "
-            f"| {memory.connections_open} | ≤ {target_mib:.0f} MiB per worker |"
+            f"| {memory.connections_open} | ≤ {target_mb:.0f} MB ({target_mb * 1e6 / MIB:.1f} MiB) per worker |"
         )
     return "\n".join(lines)
 
@@ -91,4 +94,72 @@ def render_memory(name: str, memory: Memory | None, reason: str, target_mib: flo
 def render_micro(costs: dict[str, float]) -> str:
     lines = ["| pyjwt `decode`, algorithm | µs per verify |", "|---|---:|"]
     lines += [f"| {alg} | {cost:.1f} |" for alg, cost in costs.items()]
+    return "\n".join(lines)
+
+
+def _cpu_ratio(a: WrkResult | None, b: WrkResult | None) -> float | None:
+    """b's CPU per request over a's: how many of a's requests fit in the CPU one of b's takes."""
+    if a is None or b is None or not a.cpu_us_per_request or not b.cpu_us_per_request:
+        return None
+    return b.cpu_us_per_request / a.cpu_us_per_request
+
+
+def _rps_ratio(a: WrkResult | None, b: WrkResult | None) -> float | None:
+    return None if a is None or b is None or b.rps == 0 else a.rps / b.rps
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _verdict(*values: float | None, ok: Callable[[float], bool]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "n/a"
+    if all(ok(v) for v in known):
+        return "met"
+    return "met by one measure" if any(ok(v) for v in known) else "not met"
+
+
+def render_targets(r: dict[str, WrkResult], memory: Memory | None, memory_target_mb: float) -> str:
+    """The issue's targets read off this run, by requests/s and by CPU per request."""
+    gw, hap, base = r.get("gateway"), r.get("haproxy"), r.get("baseline")
+    lines = ["| target | by requests/s | by CPU per request | verdict |", "|---|---:|---:|---|"]
+
+    def ratio_row(
+        name: str, a: WrkResult | None, b: WrkResult | None, ok: Callable[[float], bool], cpu: bool = True
+    ) -> None:
+        by_rps, by_cpu = _rps_ratio(a, b), _cpu_ratio(a, b) if cpu else None
+        lines.append(f"| {name} | {_fmt(by_rps)} | {_fmt(by_cpu)} | {_verdict(by_rps, by_cpu, ok=ok)} |")
+
+    ratio_row("gateway ≥ 0.33 × HAProxy (HS256 pool)", gw, hap, lambda v: v >= 0.33)
+    ratio_row("gateway ≥ 3 × baseline", gw, base, lambda v: v >= 3)
+    ratio_row("EdDSA/JWKS within 10 % of HS256 (pool)", r.get("eddsa"), gw, lambda v: v >= 0.9)
+    # Scaling is about throughput only; CPU per request says nothing about it.
+    ratio_row(
+        "GATEWAY_WORKERS=2 over 1 (cores 0–1, shared with wrk)", r.get("w2"), r.get("w1"), lambda v: v >= 1.8, False
+    )
+    paced, ref = r.get("gateway-paced"), r.get("nginx-paced")
+    if paced is not None and ref is not None:
+        added_p99 = (paced.p99_us - ref.p99_us) / 1000
+        verdict = "met" if added_p99 <= 2 and paced.errors == 0 else "not met"
+        lines.append(
+            f"| p99 added over nginx ≤ 2 ms at 100 conns, 0 errors (paced) | {added_p99:+.2f} ms, "
+            f"{paced.errors} errors | | {verdict} |"
+        )
+    if memory is not None:
+        megabytes = memory.rss_idle_mib * MIB / 1e6  # the target is read strictly, in decimal MB
+        verdict = "met" if megabytes <= memory_target_mb else "not met"
+        lines.append(
+            f"| ≤ {memory_target_mb:.0f} MB RSS per worker, 1,000 idle connections | {megabytes:.1f} MB "
+            f"({memory.rss_idle_mib:.1f} MiB) | | {verdict} |"
+        )
+    for op in ("list", "create"):
+        via, direct = r.get(f"e2e-{op}-gw"), r.get(f"e2e-{op}-direct")
+        if via is not None and direct is not None:
+            lines.append(
+                f"| end to end {op}: through the gateway vs directly | {_fmt(_rps_ratio(via, direct))} × req/s, "
+                f"p99 {via.p99_us / 1000:.1f} vs {direct.p99_us / 1000:.1f} ms | gateway "
+                f"{via.cpu_us_per_request or 0:.0f} µs + service ≈ {direct.cpu_us_per_request or 0:.0f} µs | — |"
+            )
     return "\n".join(lines)

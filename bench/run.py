@@ -30,13 +30,13 @@ if not __package__:
 from bench import pools, tokens
 from bench.idle import Memory, measure_idle
 from bench.procs import Processes, StartError, cpu_seconds, pinned
-from bench.report import Row, added, ratio, render_memory, render_micro, render_rows
+from bench.report import Row, added, ratio, render_memory, render_micro, render_rows, render_targets
 from bench.stack import PROXY_CORES, REPO, Server, Stack, Unavailable, expect, expect_checks, expect_forwarded
 from bench.tools import ensure_tools
 from bench.wrk import Load, Request, WrkResult, measure
 
 RESULTS = REPO / "bench" / "results" / "latest.md"
-MEMORY_TARGET_MIB = 80
+MEMORY_TARGET_MB = 80
 BUSY_LOAD = 1.0
 LOG_TAIL_BYTES = 64 * 1024
 PACED_DELAY_MS = 20  # 100 connections x one request per ~20 ms: about 5k requests/s offered
@@ -340,7 +340,9 @@ def render(bench: Bench, costs: dict[str, float], started: float, load_before: s
             *header,
             render_rows(bench.rows, r.get("haproxy"), r.get("baseline")),
             "",
-            render_memory("taskgate gateway", bench.memory, bench.memory_reason, MEMORY_TARGET_MIB),
+            render_targets(r, bench.memory, MEMORY_TARGET_MB),
+            "",
+            render_memory("taskgate gateway", bench.memory, bench.memory_reason, MEMORY_TARGET_MB),
             "",
             render_micro(costs),
             "",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 MAX_TARGET_LENGTH = 2048
 
@@ -19,6 +20,12 @@ _PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 # Query: pchar plus '/', '?' and well-formed percent-escapes; never '#', controls, spaces or non-ASCII.
 _QUERY_CHARS = _PATH_CHARS | frozenset("?%;")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+# Bearer tokens belong in Authorization only; in a query string they end up in access logs and browser history.
+_CREDENTIAL_PARAMS = frozenset(
+    {"access_token", "id_token", "refresh_token", "token", "jwt", "bearer", "auth", "authorization", "api_key"}
+)
+_JWS_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.")
 
 USER_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 _ROUTE = re.compile(rf"/api/({USER_ID_PATTERN})/tasks(?:/([1-9][0-9]{{0,17}})(/complete)?)?")
@@ -32,6 +39,15 @@ ROUTE_COLLECTION = "/api/{user_id}/tasks"
 ROUTE_ITEM = "/api/{user_id}/tasks/{id}"
 ROUTE_COMPLETE = "/api/{user_id}/tasks/{id}/complete"
 ROUTE_OTHER = "other"
+
+
+def _carries_credential(query: str) -> bool:
+    """A token-named parameter or a JWS-looking value: refused, so it is never forwarded or logged upstream."""
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if unquote_plus(name).strip().lower() in _CREDENTIAL_PARAMS or _JWS_LIKE.search(unquote_plus(value)):
+            return True
+    return False
 
 
 class BadTarget(ValueError):
@@ -66,6 +82,8 @@ def parse_target(raw: str) -> Target:
     # upstream routes on (and checks the assertion against) would no longer be the one checked here.
     if sep and (not query or not _QUERY_CHARS.issuperset(query) or _BAD_ESCAPE.search(query)):
         raise BadTarget("query string is malformed")
+    if sep and _carries_credential(query):
+        raise BadTarget("credentials are not accepted in the query string")
     if path != "/":
         for segment in path.split("/")[1:]:
             if segment in ("", ".", ".."):

@@ -98,6 +98,7 @@ def test_path_checker_only_accepts_what_the_service_reads_the_same_way(raw: str)
     assert "%" not in path and ";" not in path and "\\" not in path and "#" not in raw
     assert all(segment not in ("", ".", "..") for segment in path.split("/")[1:])
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", target.user_id)
+    assert "eyJ" not in urllib.parse.unquote_plus(raw.partition("?")[2]) or "." not in raw.partition("?")[2]
     # the service checks its assertion against exactly the bytes the gateway signed (tgt) ...
     service_target, service_path = service_view(raw)
     assert service_target == raw.encode()

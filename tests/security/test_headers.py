@@ -164,13 +164,18 @@ async def test_bearer_scheme_is_case_insensitive(edge: EdgeFactory, wire: WireUp
 
 
 @pytest.mark.parametrize(
-    ("target", "lines", "body"),
+    ("target", "lines", "body", "status"),
     [
-        (f"/api/alice/tasks?access_token={TOKEN}", (), b""),
-        (f"/api/alice/tasks?token={TOKEN}&jwt={TOKEN}", (), b""),
-        ("/api/alice/tasks", (f"Cookie: token={TOKEN}; better-auth.session_token={TOKEN}",), b""),
-        ("/api/alice/tasks", ("Content-Type: application/x-www-form-urlencoded",), f"access_token={TOKEN}".encode()),
-        ("/api/alice/tasks", (f"X-Access-Token: {TOKEN}", f"X-Auth-Token: {TOKEN}", f"Token: {TOKEN}"), b""),
+        (f"/api/alice/tasks?access_token={TOKEN}", (), b"", 400),
+        (f"/api/alice/tasks?token={TOKEN}&jwt={TOKEN}", (), b"", 400),
+        ("/api/alice/tasks", (f"Cookie: token={TOKEN}; better-auth.session_token={TOKEN}",), b"", 401),
+        (
+            "/api/alice/tasks",
+            ("Content-Type: application/x-www-form-urlencoded",),
+            f"access_token={TOKEN}".encode(),
+            401,
+        ),
+        ("/api/alice/tasks", (f"X-Access-Token: {TOKEN}", f"X-Auth-Token: {TOKEN}", f"Token: {TOKEN}"), b"", 401),
     ],
     ids=["query access_token", "query token/jwt", "cookie", "form body", "other headers"],
 )
@@ -181,13 +186,32 @@ async def test_tokens_outside_authorization_are_not_credentials(
     target: str,
     lines: tuple[str, ...],
     body: bytes,
+    status: int,
 ) -> None:
     gw = await edge(upstream_url=wire.url)
     method = "POST" if body else "GET"
     framing = (f"Content-Length: {len(body)}",) if body else ()
     with caplog.at_level(logging.DEBUG):
         ex = await exchange(gw.port, request(method, target, *lines, *framing, body=body))
-    assert ex.status == 401
-    assert ex.responses[0].header("WWW-Authenticate") == ['Bearer realm="taskgate"']
+    assert ex.status == status
+    if status == 401:
+        assert ex.responses[0].header("WWW-Authenticate") == ['Bearer realm="taskgate"']
+    assert_not_echoed(ex.data + caplog.text.encode(), TOKEN)
+    assert wire.seen == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [f"access_token={TOKEN}", f"q={TOKEN}", "token=x", "ID_TOKEN=x", f"q={TOKEN.replace('.', '%2E')}", "jwt"],
+)
+async def test_credentials_in_the_query_are_refused_even_with_a_valid_bearer(
+    edge: EdgeFactory, wire: WireUpstream, caplog: pytest.LogCaptureFixture, query: str
+) -> None:
+    """A query-string token would be forwarded byte for byte and land in access logs: refused instead."""
+    gw = await edge(upstream_url=wire.url)
+    with caplog.at_level(logging.DEBUG):
+        ex = await exchange(gw.port, request("GET", f"/api/alice/tasks?{query}", token=make_token("alice", jti="q")))
+    assert ex.status == 400
+    assert json.loads(ex.responses[0].body) == {"detail": "credentials are not accepted in the query string"}
     assert_not_echoed(ex.data + caplog.text.encode(), TOKEN)
     assert wire.seen == []

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, literal, not_, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Delete, Select, Update, delete, func, literal, not_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from task_service.models import Task, utcnow
@@ -104,7 +104,10 @@ async def create_task(session: AsyncSession, user_id: str, values: dict[str, Any
     return task
 
 
-def _guarded(statement: Any, user_id: str, task_id: int, precondition: Precondition | None) -> Any:
+_Write = TypeVar("_Write", Update, Delete)
+
+
+def _guarded(statement: _Write, user_id: str, task_id: int, precondition: Precondition | None) -> _Write:
     statement = statement.where(Task.id == task_id, Task.user_id == user_id)
     if precondition is not None and precondition.versions is not None:
         statement = statement.where(Task.version.in_(list(precondition.versions)))
@@ -134,7 +137,7 @@ async def update_task(
     task = await session.scalar(statement.execution_options(synchronize_session=False))
     if task is None:
         raise await _missing_or_stale(session, user_id, task_id)
-    return task  # type: ignore[no-any-return]
+    return task
 
 
 async def toggle_task(session: AsyncSession, user_id: str, task_id: int, precondition: Precondition | None) -> Task:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
+from task_service import store
 from task_service.db import Database
 from task_service.settings import DatabaseSettings
 from tests.task_service.signer import Api
@@ -46,3 +48,16 @@ async def test_api_is_503_not_500_when_database_unreachable(api: Api, database_d
         response = await api.request(method, "/api/alice/tasks", json=body)
         assert response.status_code == 503
         assert response.json() == {"detail": "database unavailable"}
+
+
+async def test_a_bug_still_answers_in_the_one_error_shape(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("a bug with secret internals")
+
+    monkeypatch.setattr(store, "get_task", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://task-service.test") as client:
+        response = await Api(client).request("GET", "/api/alice/tasks/1")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error"}
+    assert "secret internals" not in response.text

@@ -113,11 +113,16 @@ class JwksCache:
         if now >= self._fresh_until and now - self._last_attempt >= self._cooldown_s:
             self._start_refresh()
         key = self._keys.get(kid)
+        if key is not None:
+            return key
+        # A fetch already under way may predate the key (the issuer just rotated): wait for it, and if the
+        # key is still unknown, spend this cooldown's one forced refetch on a fetch that starts now.
+        if self._inflight is not None and not self._inflight.done():
+            await asyncio.shield(self._inflight)
+            key = self._keys.get(kid)
         if key is None and now - self._last_unknown_kid_fetch >= self._cooldown_s:
             self._last_unknown_kid_fetch = now
-            self._start_refresh()
-        if key is None and self._inflight is not None:
-            await asyncio.shield(self._inflight)
+            await self.refresh()
             key = self._keys.get(kid)
         return key
 

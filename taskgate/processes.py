@@ -125,7 +125,8 @@ class Stack:
             # Better Auth sets iss and aud to its own origin; the development tokens minted here match.
             self.issuer = self.issuer or self.auth_url
             self.audience = self.audience or self.auth_url
-            gateway_env["GATEWAY_JWKS_URL"] = f"{self.auth_url}/api/auth/jwks"
+            if os.environ.get("JWT_MODE", "eddsa") != "hs256":
+                gateway_env["GATEWAY_JWKS_URL"] = f"{self.auth_url}/api/auth/jwks"
             gateway_env["GATEWAY_JWT_ISSUER"] = self.issuer
             gateway_env["GATEWAY_JWT_AUDIENCE"] = self.audience
             gateway_env["GATEWAY_CORS_ORIGINS"] = ",".join(
@@ -150,10 +151,10 @@ class Stack:
             "BA_DB_PATH": str(Path("data/better-auth.sqlite").resolve()),
             "BETTER_AUTH_SECRET": self.auth_secret,
             "GATEWAY_URL": self.gateway_url,
+            # Used only in JWT_MODE=hs256, where the issuer signs with the secret the gateway verifies.
+            "GATEWAY_JWT_SECRET": self.user_secret,
         }
-        return self._spawn(
-            "better auth", ["node", "server.mjs"], env, f"{self.auth_url}/api/auth/jwks", cwd=BETTER_AUTH_DIR
-        )
+        return self._spawn("better auth", ["node", "server.mjs"], env, f"{self.auth_url}/healthz", cwd=BETTER_AUTH_DIR)
 
     def banner(self, token: str) -> str:
         lines = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from gateway.app import GATEWAY_KEY
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
 
 ISSUER = "http://auth.example"
@@ -51,6 +53,8 @@ class Issuer:
     fetches: int = 0
     failing: bool = False
     body_override: bytes | None = None
+    hold: asyncio.Event | None = None
+    _held: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
 
     @property
@@ -74,7 +78,14 @@ class Issuer:
         if self.body_override is not None:
             return web.Response(body=self.body_override, content_type="application/json")
         keys = [public_jwk(private, alg, kid) for kid, (private, alg) in self.keys.items()]
+        if self.hold is not None:  # answer later, with the keys as they were when the fetch arrived
+            held, self.hold = self.hold, None
+            self._held = held
+            await held.wait()
         return web.json_response({"keys": keys})
+
+    def release(self) -> None:
+        self._held.set()
 
 
 @pytest.fixture
@@ -175,6 +186,31 @@ async def test_unknown_kid_refetches_at_most_once_per_cooldown(
         assert await get_status(gw, forged) == 401
     assert issuer.fetches == 2
     assert len(recorder.received) == 1
+
+
+async def test_key_added_during_a_fetch_in_flight_is_still_found(
+    recorder: Recorder, start_gateway: GatewayFactory, issuer: Issuer
+) -> None:
+    """A fetch that began before the issuer rotated cannot hold the new key: one more fetch must follow."""
+    issuer.add("old", "EdDSA")
+    gw = await start_jwks_gateway(start_gateway, issuer, jwks_cache_s=0.001, jwks_refetch_cooldown_s=0)
+    tokens = gw.app[GATEWAY_KEY].tokens
+    issuer.hold = asyncio.Event()
+    # The key set has expired: this request starts a background refresh (held by the issuer) and passes.
+    assert await get_status(gw, issuer.token("old")) == 200
+    async with asyncio.timeout(10):
+        while issuer.fetches < 2:
+            await asyncio.sleep(0)
+    issuer.add("new", "EdDSA")
+    misses = tokens.cache_misses
+    pending = asyncio.create_task(get_status(gw, issuer.token("new")))
+    async with asyncio.timeout(10):
+        while tokens.cache_misses == misses:  # then the new token waits on the held, pre-rotation fetch
+            await asyncio.sleep(0)
+    issuer.release()
+    assert await asyncio.wait_for(pending, 10) == 200
+    assert issuer.fetches == 3
+    assert len(recorder.received) == 2
 
 
 async def test_non_string_kid_is_rejected_without_fetch(

@@ -108,6 +108,16 @@ async def test_non_path_targets_get_the_json_shape(edge: EdgeFactory, wire: Wire
 
 
 @pytest.mark.parametrize(
+    "line", ["GET /api/alice/tasks", "GET /api/alice/tasks HTTP/2.0", "GET /api/alice/tasks HTTP/1.2"]
+)
+async def test_only_http_1_0_and_1_1_are_served(edge: EdgeFactory, wire: WireUpstream, line: str) -> None:
+    gw = await edge(upstream_url=wire.url)
+    ex = await exchange(gw.port, f"{line}\r\nHost: x\r\n{AUTH}\r\nConnection: close\r\n\r\n".encode())
+    assert ex.responses[0].status == 400
+    assert wire.seen == []
+
+
+@pytest.mark.parametrize(
     "extra",
     [
         (

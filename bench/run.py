@@ -37,6 +37,7 @@ from bench.wrk import Load, Request, WrkResult, measure
 
 RESULTS = REPO / "bench" / "results" / "latest.md"
 MEMORY_TARGET_MB = 80
+SEED_TASKS_PER_USER = 10
 BUSY_LOAD = 1.0
 LOG_TAIL_BYTES = 64 * 1024
 PACED_DELAY_MS = 20  # 100 connections x one request per ~20 ms: about 5k requests/s offered
@@ -79,29 +80,23 @@ class Bench:
         print(f"  n/a: {reason}", flush=True)
         self.rows += [Row(title, conns, na_reason=reason) for title, conns in titles]
 
-    def compare(self, row: Row, text: str) -> None:
-        row.compare = text
-
 
 def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool: list[Request]) -> None:
     stack, r = bench.stack, bench.results
 
-    def fixed(pool: list[Request]) -> Callable[[], list[Request]]:
-        return lambda: pool
-
     print("references", flush=True)
-    bench.case("nginx", "nginx upstream alone (no proxy)", nginx, fixed(hs_pool), ratios=True)
-    bench.case("nginx-c100", "nginx upstream alone, 100 conns", nginx, fixed(hs_pool), connections=100)
+    bench.case("nginx", "nginx upstream alone (no proxy)", nginx, lambda: hs_pool, ratios=True)
+    bench.case("nginx-c100", "nginx upstream alone, 100 conns", nginx, lambda: hs_pool, connections=100)
     bench.case(
         "nginx-paced",
         "nginx upstream alone, 100 conns paced",
         nginx,
-        fixed(hs_pool),
+        lambda: hs_pool,
         connections=100,
         delay_ms=PACED_DELAY_MS,
     )
     aio = stack.fixed(uvloop=True)
-    bench.case("fixed", "aiohttp server alone, fixed answer (uvloop)", aio, fixed(hs_pool), ratios=True)
+    bench.case("fixed", "aiohttp server alone, fixed answer (uvloop)", aio, lambda: hs_pool, ratios=True)
     stack.stop(aio)
 
     haproxy_cases(bench, nginx, hs_pool)
@@ -109,16 +104,16 @@ def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool
     baseline = stack.baseline(nginx)
     expect_forwarded(baseline, hs_pool[0])
     expect_checks(baseline, pools.rejections(stack.jwt_secret))
-    bench.case("baseline", "straightforward aiohttp proxy (baseline), HS256", baseline, fixed(hs_pool), ratios=True)
+    bench.case("baseline", "straightforward aiohttp proxy (baseline), HS256", baseline, lambda: hs_pool, ratios=True)
     row = bench.case(
         "baseline-paced",
         "baseline, 100 conns paced",
         baseline,
-        fixed(hs_pool),
+        lambda: hs_pool,
         connections=100,
         delay_ms=PACED_DELAY_MS,
     )
-    bench.compare(row, added(r["baseline-paced"], r["nginx-paced"]) + " over nginx")
+    row.compare = added(r["baseline-paced"], r["nginx-paced"]) + " over nginx"
     stack.stop(baseline)
 
     print("gateway", flush=True)
@@ -150,9 +145,9 @@ def haproxy_cases(bench: Bench, nginx: Server, pool: list[Request]) -> None:
     expect_checks(haproxy, pools.rejections(stack.jwt_secret))
     bench.case("haproxy", titles[1][0], haproxy, lambda: pool, ratios=True)
     row = bench.case("haproxy-c100", titles[2][0], haproxy, lambda: pool, connections=100)
-    bench.compare(row, added(r["haproxy-c100"], r["nginx-c100"]) + " over nginx")
+    row.compare = added(r["haproxy-c100"], r["nginx-c100"]) + " over nginx"
     row = bench.case("haproxy-paced", titles[3][0], haproxy, lambda: pool, connections=100, delay_ms=PACED_DELAY_MS)
-    bench.compare(row, added(r["haproxy-paced"], r["nginx-paced"]) + " over nginx")
+    row.compare = added(r["haproxy-paced"], r["nginx-paced"]) + " over nginx"
     stack.stop(haproxy)
 
 
@@ -174,11 +169,11 @@ def gateway_hs256(bench: Bench, nginx: Server, pool: list[Request]) -> None:
         return
     bench.case("gateway", titles[0][0], gateway, lambda: pool, ratios=True)
     row = bench.case("gateway-single", titles[1][0], gateway, lambda: pools.single(pool), ratios=True)
-    bench.compare(row, f"× {ratio(r['gateway-single'], r['gateway'])} of the pool")
+    row.compare = f"× {ratio(r['gateway-single'], r['gateway'])} of the pool"
     row = bench.case("gateway-c100", titles[2][0], gateway, lambda: pool, connections=100)
-    bench.compare(row, added(r["gateway-c100"], r["nginx-c100"]) + " over nginx")
+    row.compare = added(r["gateway-c100"], r["nginx-c100"]) + " over nginx"
     row = bench.case("gateway-paced", titles[3][0], gateway, lambda: pool, connections=100, delay_ms=PACED_DELAY_MS)
-    bench.compare(row, added(r["gateway-paced"], r["nginx-paced"]) + " over nginx")
+    row.compare = added(r["gateway-paced"], r["nginx-paced"]) + " over nginx"
     print("  memory with idle keep-alive connections …", flush=True)
     bench.memory = measure_idle(gateway, pool)
     bench.stack.stop(gateway)
@@ -194,7 +189,7 @@ def gateway_access_log(bench: Bench, nginx: Server, pool: list[Request]) -> None
         bench.na([(title, 64)], str(exc))
         return
     row = bench.case("gateway-log", title, gateway, lambda: pool, ratios=True)
-    bench.compare(row, f"× {ratio(bench.results['gateway-log'], bench.results.get('gateway'))} of logging off")
+    row.compare = f"× {ratio(bench.results['gateway-log'], bench.results.get('gateway'))} of logging off"
     bench.stack.stop(gateway)
 
 
@@ -208,9 +203,9 @@ def gateway_eddsa(bench: Bench, nginx: Server, pool: list[Request]) -> None:
         bench.na(titles, f"EdDSA/JWKS: {exc}")
         return
     row = bench.case("eddsa", titles[0][0], gateway, lambda: pool, ratios=True)
-    bench.compare(row, f"× {ratio(r['eddsa'], r.get('gateway'))} of HS256")
+    row.compare = f"× {ratio(r['eddsa'], r.get('gateway'))} of HS256"
     row = bench.case("eddsa-single", titles[1][0], gateway, lambda: pools.single(pool), ratios=True)
-    bench.compare(row, f"× {ratio(r['eddsa-single'], r.get('gateway-single'))} of HS256")
+    row.compare = f"× {ratio(r['eddsa-single'], r.get('gateway-single'))} of HS256"
     bench.stack.stop(gateway)
 
 
@@ -233,7 +228,7 @@ def gateway_workers(bench: Bench, nginx: Server, pool: list[Request]) -> None:
         bench.na(titles[1:], str(exc))
         return
     row = bench.case("w2", titles[1][0], two, lambda: pool)
-    bench.compare(row, f"× {ratio(r['w2'], r['w1'])} of 1 worker")
+    row.compare = f"× {ratio(r['w2'], r['w1'])} of 1 worker"
     bench.stack.stop(two)
 
 
@@ -258,23 +253,16 @@ def end_to_end(bench: Bench) -> None:
     secret = stack.internal_secret
     bench.case("e2e-list-direct", titles[0][0], service, lambda: pools.asserted(secret, "GET", pools.E2E_USERS))
     row = bench.case("e2e-list-gw", titles[1][0], gateway, lambda: pools.bearer_pool(hs_tokens))
-    bench.compare(
-        row,
-        f"× {ratio(r['e2e-list-gw'], r['e2e-list-direct'])} of direct; "
-        + added(r["e2e-list-gw"], r["e2e-list-direct"]),
+    row.compare = f"× {ratio(r['e2e-list-gw'], r['e2e-list-direct'])} of direct; " + added(
+        r["e2e-list-gw"], r["e2e-list-direct"]
     )
     bench.case("e2e-create-direct", titles[2][0], service, lambda: pools.asserted(secret, "POST", pools.E2E_USERS))
     row = bench.case("e2e-create-gw", titles[3][0], gateway, lambda: pools.bearer_creates(hs_tokens))
-    bench.compare(
-        row,
-        f"× {ratio(r['e2e-create-gw'], r['e2e-create-direct'])} of direct; "
-        + added(r["e2e-create-gw"], r["e2e-create-direct"]),
+    row.compare = f"× {ratio(r['e2e-create-gw'], r['e2e-create-direct'])} of direct; " + added(
+        r["e2e-create-gw"], r["e2e-create-direct"]
     )
     stack.stop(gateway)
     stack.stop(service)
-
-
-SEED_TASKS_PER_USER = 10
 
 
 def _seed(stack: Stack, service: Server) -> None:

@@ -6,14 +6,15 @@ Each step lives in its own module; this file only wires them, so the flow reads 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 
 from .assertion import AssertionSigner
 from .cors import Cors
-from .errors import GatewayError, error_response
+from .errors import GatewayError, error_response, json_http_errors
 from .forward import Upstream
 from .headers import client_response_headers, request_id, upstream_request_headers
 from .jwks import JwksCache
@@ -30,6 +31,7 @@ SERVER_NAME = "taskgate"
 CHALLENGE = 'Bearer realm="taskgate"'
 CHALLENGE_INVALID = 'Bearer realm="taskgate", error="invalid_token"'
 CHALLENGE_MALFORMED = 'Bearer realm="taskgate", error="invalid_request"'
+SUPPORTED_VERSIONS = (HttpVersion10, HttpVersion11)
 
 
 class Gateway:
@@ -98,13 +100,16 @@ class Gateway:
                 response = await self._forward(request, target, identity, rid)
         except GatewayError as exc:
             response = error_response(exc.status, exc.detail, exc.headers)
-            if exc.status == 413:
+            if exc.status in (408, 413):
                 response.force_close()
         return self._respond(request, response, rid, route, user, outcome, started)
 
     # 1. parse
     @staticmethod
     def _parse(request: web.Request) -> Target:
+        if request.version not in SUPPORTED_VERSIONS:
+            # llhttp reads a request line without a version (HTTP/0.9) and then still parses header lines.
+            raise GatewayError(400, "unsupported HTTP version")
         try:
             return parse_target(request.raw_path)
         except BadTarget as exc:
@@ -160,12 +165,16 @@ class Gateway:
         limit = self.settings.max_body_bytes
         if (request.content_length or 0) > limit:
             raise GatewayError(413, "request body too large")
-        if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        codings = {c.strip().lower() for v in request.headers.getall("Content-Encoding", ()) for c in v.split(",")}
+        if codings - {"identity"}:
             raise GatewayError(415, "compressed request bodies are not accepted")
         try:
-            return await request.read()
+            async with asyncio.timeout(self.settings.body_timeout_s):
+                return await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise GatewayError(413, "request body too large") from None
+        except TimeoutError:
+            raise GatewayError(408, "request body timeout") from None
 
     # 5. respond
     def _respond(
@@ -215,11 +224,13 @@ GATEWAY_KEY = web.AppKey("gateway", Gateway)
 def create_app(settings: GatewaySettings) -> web.Application:
     """The aiohttp application; `client_max_size` makes aiohttp itself refuse oversize bodies."""
     gateway = Gateway(settings)
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_http_errors])
     app[GATEWAY_KEY] = gateway
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.stop)
     app.router.add_get("/healthz", gateway.healthz, allow_head=False)
     app.router.add_get("/readyz", gateway.readyz, allow_head=False)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    # Every path, decoded newlines included (aiohttp matches on the decoded path): the gateway's own parser
+    # decides on the raw target, so nothing may fall through to aiohttp's text 404.
+    app.router.add_route("*", "/{tail:(?s:.*)}", gateway.handle)
     return app

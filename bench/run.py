@@ -40,7 +40,7 @@ MEMORY_TARGET_MB = 80
 SEED_TASKS_PER_USER = 10
 BUSY_LOAD = 1.0
 LOG_TAIL_BYTES = 64 * 1024
-PACED_DELAY_MS = 20  # 100 connections x one request per ~20 ms: about 5k requests/s offered
+PACED_DELAY_MS = 40  # 100 connections x one request per ~40 ms: about 2.5k requests/s offered
 
 
 @dataclass

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import http, http_parser
 
 from gateway import server
+from gateway.app import Gateway
 from gateway.settings import ConfigError
 from tests.gateway_fixtures import INTERNAL_SECRET, JWT_SECRET, make_token
 from tests.security.conftest import EdgeFactory
@@ -222,3 +223,22 @@ def test_gateway_process_exits_without_the_c_parser() -> None:
     done = subprocess.run([sys.executable, "-m", "gateway"], env=env, capture_output=True, timeout=30, check=False)
     assert done.returncode == 2
     assert b"C HTTP parser is not in use" in done.stderr
+
+
+async def test_an_unexpected_failure_is_a_bare_json_500(
+    edge: EdgeFactory, wire: WireUpstream, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug on the request path shows neither its message nor a traceback, to the client or in the logs."""
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError(f"bug holding {TOKEN}")
+
+    monkeypatch.setattr(Gateway, "_authorise", broken)
+    gw = await edge(upstream_url=wire.url)
+    with caplog.at_level(logging.DEBUG):
+        ex = await exchange(gw.port, request("GET", "/api/alice/tasks", token=TOKEN))
+    [answer] = ex.responses
+    assert answer.status == 500 and json.loads(answer.body) == {"detail": "internal error"}
+    assert b"Traceback" not in ex.data
+    assert_not_echoed(ex.data + caplog.text.encode(), TOKEN)
+    assert wire.seen == []

@@ -38,6 +38,15 @@ async def test_one_byte_then_silence_is_closed_by_the_head_deadline(edge: EdgeFa
     assert ex.closed and [r.status for r in ex.responses] == [408]
 
 
+async def test_a_slow_second_request_on_a_kept_alive_connection_gets_408(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url, header_timeout_s=0.3, keepalive_timeout_s=60)
+    first = request("GET", "/api/alice/tasks", token=TOKEN, close=False)
+    trickle = [b"GET /api/alice/tasks HTTP/1.1\r\n", *(b"X-Slow: %d\r\n" % i for i in range(100))]
+    ex = await exchange(gw.port, first, *trickle, pause=0.05, timeout=4)
+    assert ex.closed and [r.status for r in ex.responses] == [200, 408]
+    assert len(wire.seen) == 1
+
+
 async def test_a_head_in_pieces_within_the_deadline_is_served(edge: EdgeFactory, wire: WireUpstream) -> None:
     gw = await edge(upstream_url=wire.url, header_timeout_s=5)
     raw = request("GET", "/api/alice/tasks", token=TOKEN)

@@ -11,12 +11,14 @@ import contextlib
 import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from tests.gateway_fixtures import make_token
 from tests.security.conftest import EdgeFactory
 from tests.security.wire import WireUpstream, exchange, request
+from tests.support.services import new_secret, running_gateway
 
 TOKEN = make_token("alice")
 HEAD = f"POST /api/alice/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
@@ -206,3 +208,19 @@ async def test_upstream_101_is_not_a_protocol_switch(edge: EdgeFactory) -> None:
     [answer] = ex.responses
     assert answer.status == 502 and json.loads(answer.body) == {"detail": "upstream answered with an unexpected status"}
     assert answer.header("Upgrade") == [] and ex.data.count(b"HTTP/1.1 ") == 1
+
+
+@pytest.mark.slow
+async def test_deadlines_hold_in_the_real_process(tmp_path: Path) -> None:
+    """The same deadlines in `python -m gateway` (uvloop, production runner), not only in-process."""
+    settings = {
+        "GATEWAY_JWT_SECRET": new_secret(),
+        "GATEWAY_HEADER_TIMEOUT_S": "0.3",
+        "GATEWAY_KEEPALIVE_TIMEOUT_S": "0.5",
+    }
+    with running_gateway(tmp_path, "http://127.0.0.1:9", new_secret(), settings) as gateway:
+        port = int(gateway.url.rsplit(":", 1)[1])
+        slow = await exchange(port, b"GET /api/alice/tasks HTTP/1.1\r\n", *([b"X-A: 1\r\n"] * 80), pause=0.05)
+        idle = await exchange(port, timeout=4)
+    assert slow.closed and [r.status for r in slow.responses] == [408]
+    assert idle.closed and idle.data == b""

@@ -11,14 +11,18 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httptools
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.routing import compile_path
 
+from gateway.app import create_app
+from gateway.connection import gateway_runner
 from gateway.forward import Upstream
 from gateway.paths import ROUTE_COLLECTION, ROUTE_COMPLETE, ROUTE_ITEM, BadTarget, NotRouted, parse_target
 from gateway.tokens import (
@@ -30,8 +34,9 @@ from gateway.tokens import (
     bearer_token,
 )
 from task_service.assertion import request_target
-from tests.gateway_fixtures import JWT_SECRET
+from tests.gateway_fixtures import JWT_SECRET, gateway_settings
 from tests.security.tokens import b64url, raw_token, token
+from tests.security.wire import WireUpstream, exchange, wire_upstream
 
 BOUNDED = settings(
     max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -44,13 +49,21 @@ PATH_ATOMS = [
     "\x00", "\r", "\n", "é", "\u0430", "\uff0f", "//", "http://evil", "*", ":", "@", "!", "$", "'", "(", ")", ",",
 ]  # fmt: skip
 # Route-shaped targets whose user segment, tail and query are attacked piece by piece.
+users = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True),
+    st.lists(st.sampled_from(PATH_ATOMS), min_size=1, max_size=4).map("".join),
+)
 api_targets = st.tuples(
+    st.one_of(st.just("alice"), st.just("alice"), users),
     st.one_of(
-        st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True),
-        st.lists(st.sampled_from(PATH_ATOMS), min_size=1, max_size=4).map("".join),
+        st.sampled_from(["", "/1", "/42"]),
+        st.sampled_from(["/7/complete", "/0", "/1/", "/complete", "/1/complete/x", "/01", "/1;x", "/1/.."]),
     ),
-    st.sampled_from(["", "/1", "/42", "/7/complete", "/0", "/1/", "/complete", "/1/complete/x", "/01", "/1;x"]),
-    st.one_of(st.just(""), st.lists(st.sampled_from(PATH_ATOMS), max_size=5).map(lambda q: "?" + "".join(q))),
+    st.one_of(
+        st.just(""),
+        st.from_regex(r"\?[a-z]{1,6}=[A-Za-z0-9%.+-]{0,10}", fullmatch=True),
+        st.lists(st.sampled_from(PATH_ATOMS), max_size=5).map(lambda q: "?" + "".join(q)),
+    ),
 ).map(lambda parts: f"/api/{parts[0]}/tasks{parts[1]}{parts[2]}")
 targets = st.one_of(
     api_targets,
@@ -63,6 +76,7 @@ targets = st.one_of(
     st.text(max_size=60),
 )
 
+ALICE = token(sub="alice")
 ROUTE_TEMPLATES = {route: compile_path(route)[0] for route in (ROUTE_COLLECTION, ROUTE_ITEM, ROUTE_COMPLETE)}
 
 
@@ -254,3 +268,47 @@ def test_the_strategies_reach_acceptance() -> None:
         runner.close()
     assert verdict.user_id == "alice"
     assert b64url(b"x") == "eA"
+
+
+@dataclass
+class LiveGateway:
+    port: int
+    wire: WireUpstream
+
+
+@pytest.fixture(scope="module")
+def live(loop: asyncio.AbstractEventLoop) -> Iterator[LiveGateway]:
+    """One production-runner gateway in front of a wire recorder, on the module's loop, for the end-to-end fuzz."""
+    upstream_cm = wire_upstream()
+    wire = loop.run_until_complete(upstream_cm.__aenter__())
+    config = gateway_settings(wire.url)
+    runner = gateway_runner(create_app(config), config)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    yield LiveGateway(runner.addresses[0][1], wire)
+    loop.run_until_complete(runner.cleanup())
+    loop.run_until_complete(upstream_cm.__aexit__(None, None, None))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(raw=st.one_of(api_targets, api_targets, api_targets, targets))
+def test_through_the_gateway_the_upstream_sees_exactly_the_checked_target(
+    loop: asyncio.AbstractEventLoop, live: LiveGateway, raw: str
+) -> None:
+    """aiohttp's raw_path is what the checker saw, and what the upstream gets is byte for byte that target."""
+    line = raw.encode("utf-8", "surrogateescape")
+    if any(b in line for b in b" \r\n\x00"):
+        return  # not a single request-target on the wire (covered by the parser tests)
+    before = len(live.wire.seen)
+    head = b"GET " + line + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ALICE.encode() + b"\r\n"
+    ex = loop.run_until_complete(exchange(live.port, head + b"Connection: close\r\n\r\n"))
+    forwarded = live.wire.seen[before:]
+    event(f"status {ex.status}")
+    assert ex.closed and ex.data, "no answer"
+    if ex.status == 200:
+        event("forwarded")
+        assert [s.request_line.encode("latin-1") for s in forwarded] == [b"GET " + line + b" HTTP/1.1"]
+        assert parse_target(raw).user_id == "alice"
+    else:
+        assert forwarded == []
+        assert ex.status in (400, 403, 404, 405)

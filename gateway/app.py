@@ -13,6 +13,7 @@ import time
 from aiohttp import HttpVersion10, HttpVersion11, web
 
 from .assertion import AssertionSigner
+from .connection import defer_continue, send_continue
 from .cors import Cors
 from .errors import GatewayError, error_response, json_http_errors
 from .forward import Upstream
@@ -168,6 +169,7 @@ class Gateway:
         codings = {c.strip().lower() for v in request.headers.getall("Content-Encoding", ()) for c in v.split(",")}
         if codings - {"identity"}:
             raise GatewayError(415, "compressed request bodies are not accepted")
+        await send_continue(request)
         try:
             async with asyncio.timeout(self.settings.body_timeout_s):
                 return await request.read()
@@ -232,5 +234,5 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/readyz", gateway.readyz, allow_head=False)
     # Every path, decoded newlines included (aiohttp matches on the decoded path): the gateway's own parser
     # decides on the raw target, so nothing may fall through to aiohttp's text 404.
-    app.router.add_route("*", "/{tail:(?s:.*)}", gateway.handle)
+    app.router.add_route("*", "/{tail:(?s:.*)}", gateway.handle, expect_handler=defer_continue)
     return app

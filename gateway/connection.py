@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import hdrs, http_exceptions, web
+from aiohttp import HttpVersion11, hdrs, http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
 from .errors import error_response
@@ -174,3 +174,18 @@ def gateway_runner(app: web.Application, settings: GatewaySettings) -> GatewayRu
         header_timeout_s=settings.header_timeout_s, keepalive_timeout_s=settings.keepalive_timeout_s
     )
     return GatewayRunner(app, limits)
+
+
+async def defer_continue(request: web.Request) -> web.StreamResponse | None:
+    """Expect handler for the API route: aiohttp's default says `100 Continue` before the handler runs, i.e.
+    before the token is checked, inviting bodies the gateway will refuse; `send_continue` says it later."""
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return error_response(417, "only Expect: 100-continue is supported", {"Server": "taskgate"})
+    return None
+
+
+async def send_continue(request: web.BaseRequest) -> None:
+    """Invite the body of an `Expect: 100-continue` request, once it has passed every check before the body."""
+    if request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim answer is not the start of the response

@@ -91,6 +91,37 @@ async def test_huge_declared_body_is_413_without_reading_it(edge: EdgeFactory, w
     assert wire.seen == []
 
 
+@pytest.mark.parametrize(
+    ("lines", "status"),
+    [
+        (("Content-Length: 10",), 401),
+        ((f"Authorization: Bearer {TOKEN}", "Content-Length: 1099511627776"), 413),
+        ((f"Authorization: Bearer {TOKEN}", "Content-Length: 10", "Content-Encoding: gzip"), 415),
+    ],
+    ids=["no token", "huge body", "compressed"],
+)
+async def test_expect_continue_is_not_granted_before_the_checks(
+    edge: EdgeFactory, wire: WireUpstream, lines: tuple[str, ...], status: int
+) -> None:
+    """No `100 Continue` invites a body that will be refused: the refusal comes instead, before any upload."""
+    gw = await edge(upstream_url=wire.url)
+    ex = await exchange(gw.port, request("POST", "/api/alice/tasks", "Expect: 100-continue", *lines), timeout=4)
+    assert [r.status for r in ex.responses] == [status]
+    assert b"100 Continue" not in ex.data and wire.seen == []
+
+
+async def test_expect_continue_is_granted_once_authorised(edge: EdgeFactory, wire: WireUpstream) -> None:
+    gw = await edge(upstream_url=wire.url)
+    head = request("POST", "/api/alice/tasks", "Expect: 100-continue", "Content-Length: 2", token=TOKEN)
+    ex = await exchange(gw.port, head, b"{}", pause=0.2)
+    assert [r.status for r in ex.responses] == [100, 200]
+    assert [s.body for s in wire.seen] == [b"{}"]
+    other = await exchange(
+        gw.port, request("POST", "/api/alice/tasks", "Expect: later", "Content-Length: 0", token=TOKEN)
+    )
+    assert other.status == 417 and len(wire.seen) == 1
+
+
 async def test_chunked_body_over_the_limit_is_413(edge: EdgeFactory, wire: WireUpstream) -> None:
     gw = await edge(upstream_url=wire.url, max_body_bytes=1024)
     chunk = b"400\r\n" + b"x" * 1024 + b"\r\n"

@@ -175,6 +175,16 @@ def cpu_seconds(item: Started) -> float:
     return total / _TICKS
 
 
+def core_times(core: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one core since boot, from /proc/stat: busy = all but idle and iowait."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{core}":
+            ticks = [int(v) for v in fields[1:]]
+            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    raise RuntimeError(f"no cpu{core} in /proc/stat")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -46,7 +46,8 @@ def _efficiency(a: WrkResult, b: WrkResult | None) -> str:
 
 def _cpu(r: WrkResult) -> str:
     cost, share = r.cpu_us_per_request, r.core_share
-    return "n/a" if cost is None or share is None else f"{cost:.0f} | {100 * share:.0f}"
+    load = "n/a" if r.load_core_busy is None else f"{100 * r.load_core_busy:.0f}"
+    return "n/a | n/a | " + load if cost is None or share is None else f"{cost:.0f} | {100 * share:.0f} | {load}"
 
 
 def added(a: WrkResult | None, ref: WrkResult | None) -> str:
@@ -57,14 +58,14 @@ def added(a: WrkResult | None, ref: WrkResult | None) -> str:
 
 def render_rows(rows: list[Row], haproxy: WrkResult | None, baseline: WrkResult | None) -> str:
     lines = [
-        "| case | conns | req/s | p50 ms | p99 ms | errors | CPU µs/req | core % | × HAProxy | × baseline "
-        "| comparison |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| case | conns | req/s | p50 ms | p99 ms | errors | CPU µs/req | core % | core 1 busy % | × HAProxy "
+        "| × baseline | comparison |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         r = row.result
         if r is None:
-            lines.append(f"| {row.case} | {row.connections} | n/a | n/a | n/a | n/a | | | | | {row.na_reason} |")
+            lines.append(f"| {row.case} | {row.connections} | n/a | n/a | n/a | n/a | | | | | | {row.na_reason} |")
             continue
         vs_h = _efficiency(r, haproxy) if row.ratios else ""
         vs_b = _efficiency(r, baseline) if row.ratios else ""

@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import pinned
+from bench.procs import core_times, pinned
 
 LUA = Path(__file__).with_name("lua") / "requests.lua"
-WRK_CORES = "1"
+LOAD_CORE = 1
+WRK_CORES = str(LOAD_CORE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class WrkResult:
     p99_us: int
     errors: int
     cpu_s: float | None = None  # CPU the server under test used during the measured run
+    load_core_busy: float | None = None  # share of core 1 (wrk, nginx, anything else) busy meanwhile
 
     @property
     def rps(self) -> float:
@@ -105,7 +107,12 @@ def measure(
     results = []
     for _ in range(max(1, load.repeat)):
         before = cpu_seconds() if cpu_seconds else 0.0
+        busy_before, total_before = core_times(LOAD_CORE)
         result = run(load.duration_s)
+        busy_after, total_after = core_times(LOAD_CORE)
+        result = dataclasses.replace(
+            result, load_core_busy=(busy_after - busy_before) / max(1, total_after - total_before)
+        )
         if cpu_seconds is not None:
             result = dataclasses.replace(result, cpu_s=cpu_seconds() - before)
         results.append(result)

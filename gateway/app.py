@@ -17,7 +17,7 @@ from .connection import defer_continue, send_continue
 from .cors import Cors
 from .errors import GatewayError, error_response, json_http_errors
 from .forward import Upstream
-from .headers import client_response_headers, request_id, upstream_request_headers
+from .headers import UnsafeHeader, client_response_headers, request_id, upstream_request_headers
 from .jwks import JwksCache
 from .metrics import GatewayMetrics
 from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, parse_target
@@ -147,16 +147,19 @@ class Gateway:
     # 4. forward
     async def _forward(self, request: web.Request, target: Target, identity: Identity, rid: str) -> web.Response:
         body = await self._read_body(request)
-        headers = upstream_request_headers(
-            request.headers,
-            user_id=identity.user_id,
-            assertion=self.signer.sign(
-                method=request.method, target=target.raw, user_id=identity.user_id, request_id=rid
-            ),
-            request_id=rid,
-            peer=request.remote or "",
-            scheme=request.scheme,
-        )
+        try:
+            headers = upstream_request_headers(
+                request.headers,
+                user_id=identity.user_id,
+                assertion=self.signer.sign(
+                    method=request.method, target=target.raw, user_id=identity.user_id, request_id=rid
+                ),
+                request_id=rid,
+                peer=request.remote or "",
+                scheme=request.scheme,
+            )
+        except UnsafeHeader as exc:
+            raise GatewayError(400, f"header {exc} holds a control character") from None
         upstream = await self.upstream.send(request.method, target.raw, headers, body)
         return web.Response(
             status=upstream.status, body=upstream.body, headers=client_response_headers(upstream.headers)

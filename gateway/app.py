@@ -166,6 +166,8 @@ class Gateway:
         )
 
     async def _read_body(self, request: web.Request) -> bytes:
+        if not request.body_exists:  # no Content-Length and not chunked: nothing to wait for
+            return b""
         limit = self.settings.max_body_bytes
         if (request.content_length or 0) > limit:
             raise GatewayError(413, "request body too large")

@@ -79,9 +79,12 @@ class Upstream:
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[tuple[ResponseHandler, float]] = []
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.inflight = 0
 
     async def start(self) -> None:
+        # Held once: on Python 3.11 every get_running_loop() costs a getpid() system call (bench/profile.py).
+        self._loop = asyncio.get_running_loop()
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout_s, sock_connect=self._connect_timeout_s),
             auto_decompress=False,
@@ -114,16 +117,20 @@ class Upstream:
         return b"".join(lines)
 
     async def send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> UpstreamResponse:
+        """One exchange; GATEWAY_UPSTREAM_TIMEOUT_S bounds the wait for a free connection, the connect, and
+        every wait for upstream bytes (armed on the connection itself, so no per-request timer task)."""
         request = self.frame(method, target, headers, body)
         self.inflight += 1
         try:
-            async with asyncio.timeout(self._timeout_s), self._slots:
-                try:
-                    return await self._exchange(request, method, reuse=True)
-                except StaleConnection:
-                    if method not in IDEMPOTENT:
-                        raise GatewayError(502, "upstream unavailable") from None
-                    return await self._exchange(request, method, reuse=False)
+            await self._acquire_slot()
+            try:
+                return await self._exchange(request, method, reuse=True)
+            except StaleConnection:
+                if method not in IDEMPOTENT:
+                    raise GatewayError(502, "upstream unavailable") from None
+                return await self._exchange(request, method, reuse=False)
+            finally:
+                self._slots.release()
         except TimeoutError:
             raise GatewayError(504, "upstream timed out") from None
         except BodyTooLarge:
@@ -132,6 +139,13 @@ class Upstream:
             raise GatewayError(502, "upstream unavailable") from None
         finally:
             self.inflight -= 1
+
+    async def _acquire_slot(self) -> None:
+        if self._slots.locked():
+            async with asyncio.timeout(self._timeout_s):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
 
     async def _exchange(self, request: bytes, method: str, *, reuse: bool) -> UpstreamResponse:
         proto = self._idle_connection() if reuse else None
@@ -144,10 +158,12 @@ class Upstream:
                 auto_decompress=False,
                 max_line_size=MAX_RESPONSE_HEADER_LINE,
                 max_field_size=MAX_RESPONSE_HEADER_LINE,
+                read_timeout=self._timeout_s,
             )
             if proto.transport is None:
                 raise StaleConnection
             proto.transport.write(request)
+            proto.start_timeout()
             try:
                 message, payload = await proto.read()
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionResetError):
@@ -168,12 +184,12 @@ class Upstream:
         if proto.should_close or message.upgrade:
             proto.close()
         else:
-            self._idle.append((proto, asyncio.get_running_loop().time() + self._idle_s))
+            self._idle.append((proto, self._running_loop.time() + self._idle_s))
         return UpstreamResponse(message.code, message.headers, body)
 
     def _idle_connection(self) -> ResponseHandler | None:
         """The most recently used live connection; expired or closed ones are dropped on the way."""
-        now = asyncio.get_running_loop().time()
+        now = self._running_loop.time()
         while self._idle:
             proto, expires = self._idle.pop()
             if expires > now and proto.is_connected():
@@ -181,8 +197,14 @@ class Upstream:
             proto.close()
         return None
 
+    @property
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("Upstream.start() was not awaited")
+        return self._loop
+
     async def _connect(self) -> ResponseHandler:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop
         proto = ResponseHandler(loop)
         async with asyncio.timeout(self._connect_timeout_s):
             await loop.create_connection(lambda: proto, self._host, self._port, ssl=self._ssl)

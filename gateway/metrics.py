@@ -80,6 +80,7 @@ class GatewayMetrics:
             ["route", "method", "status", "outcome"],
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
         self.latency = Histogram(
             "taskgate_gateway_request_duration_seconds",
             "Time from request parsed to response ready, by route template",
@@ -93,10 +94,18 @@ class GatewayMetrics:
         self.registry.register(_GatewayCollector(gateway))
 
     def observe(self, route: str, method: str, status: int, outcome: str | None, seconds: float) -> None:
+        """Count one answered request. Methods and statuses are bounded by the parser and the contract."""
         if outcome is None:
             outcome = OUTCOMES.get(status, "ok" if status < 400 else "upstream_status")
-        self.requests.labels(route, method, str(status), outcome).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method, status, outcome)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost more than the increment itself; the key set is bounded
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(status), outcome),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def serve(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -193,24 +193,27 @@ async def test_key_added_during_a_fetch_in_flight_is_still_found(
 ) -> None:
     """A fetch that began before the issuer rotated cannot hold the new key: one more fetch must follow."""
     issuer.add("old", "EdDSA")
-    gw = await start_jwks_gateway(start_gateway, issuer, jwks_cache_s=0.001, jwks_refetch_cooldown_s=0)
+    gw = await start_jwks_gateway(start_gateway, issuer, jwks_refetch_cooldown_s=0)
     tokens = gw.app[GATEWAY_KEY].tokens
+    stranger = Issuer()
+    stranger.add("new", "EdDSA")
     issuer.hold = asyncio.Event()
-    # The key set has expired: this request starts a background refresh (held by the issuer) and passes.
-    assert await get_status(gw, issuer.token("old")) == 200
+    # A token for a kid the issuer does not publish yet forces a fetch, which the issuer holds.
+    early = asyncio.create_task(get_status(gw, stranger.token("new")))
     async with asyncio.timeout(10):
         while issuer.fetches < 2:
             await asyncio.sleep(0)
-    issuer.add("new", "EdDSA")
+    issuer.keys["new"] = stranger.keys["new"]  # the issuer rotates while that fetch is in flight
     misses = tokens.cache_misses
-    pending = asyncio.create_task(get_status(gw, issuer.token("new")))
+    late = asyncio.create_task(get_status(gw, issuer.token("new")))
     async with asyncio.timeout(10):
-        while tokens.cache_misses == misses:  # then the new token waits on the held, pre-rotation fetch
+        while tokens.cache_misses == misses:  # then the second token waits on the held, pre-rotation fetch
             await asyncio.sleep(0)
     issuer.release()
-    assert await asyncio.wait_for(pending, 10) == 200
+    assert await asyncio.wait_for(early, 10) == 401
+    assert await asyncio.wait_for(late, 10) == 200
     assert issuer.fetches == 3
-    assert len(recorder.received) == 2
+    assert len(recorder.received) == 1
 
 
 async def test_non_string_kid_is_rejected_without_fetch(

@@ -16,9 +16,10 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 
 from gateway.app import create_app
-from gateway.server import MAX_FIELD_SIZE, MAX_HEADERS, MAX_LINE_SIZE
+from gateway.connection import gateway_runner
 from gateway.settings import GatewaySettings
 
 JWT_SECRET = "test-user-token-secret-" + "u" * 24
@@ -102,6 +103,17 @@ async def recorder() -> AsyncIterator[Recorder]:
     await rec.server.close()
 
 
+class GatewayTestServer(TestServer):
+    """A test server running the gateway on the production runner (limits, deadlines, error pages)."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        super().__init__(create_app(settings), host="127.0.0.1")
+        self.settings = settings
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return gateway_runner(self.app, self.settings)
+
+
 GatewayFactory = Callable[..., Awaitable[TestServer]]
 
 
@@ -112,13 +124,7 @@ async def start_gateway(recorder: Recorder) -> AsyncIterator[GatewayFactory]:
 
     async def start(**overrides: Any) -> TestServer:
         upstream = overrides.pop("upstream_url", recorder.url)
-        server = TestServer(
-            create_app(gateway_settings(upstream, **overrides)),
-            host="127.0.0.1",
-            max_line_size=MAX_LINE_SIZE,
-            max_field_size=MAX_FIELD_SIZE,
-            max_headers=MAX_HEADERS,
-        )
+        server = GatewayTestServer(gateway_settings(upstream, **overrides))
         await server.start_server()
         servers.append(server)
         return server

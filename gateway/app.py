@@ -19,6 +19,7 @@ from .errors import GatewayError, error_response, json_http_errors
 from .forward import Upstream
 from .headers import UnsafeHeader, client_response_headers, request_id, upstream_request_headers
 from .jwks import JwksCache
+from .logs import AccessLog
 from .metrics import GatewayMetrics
 from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, parse_target
 from .ratelimit import RateLimiter
@@ -26,7 +27,6 @@ from .settings import GatewaySettings
 from .tokens import AuthorizationMalformed, Identity, InvalidToken, TokenVerifier, bearer_token
 
 log = logging.getLogger("gateway")
-access_log = logging.getLogger("gateway.access")
 
 SERVER_NAME = "taskgate"
 CHALLENGE = 'Bearer realm="taskgate"'
@@ -62,10 +62,13 @@ class Gateway:
         self.limiter = (
             RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst) if settings.rate_limit_per_s else None
         )
+        self.access_log = AccessLog() if settings.access_log else None
         self.draining = False
         self.metrics.watch(self)
 
     async def start(self, _app: web.Application) -> None:
+        if self.access_log is not None:
+            self.access_log.start(asyncio.get_running_loop())
         await self.upstream.start()
         if self.settings.jwks_url:
             self.jwks = JwksCache(
@@ -82,6 +85,8 @@ class Gateway:
 
     async def stop(self, _app: web.Application) -> None:
         await self.upstream.close()
+        if self.access_log is not None:
+            self.access_log.flush()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -199,10 +204,9 @@ class Gateway:
         response.headers["Server"] = SERVER_NAME
         elapsed = time.perf_counter() - started
         self.metrics.observe(route, request.method, response.status, outcome, elapsed)
-        if self.settings.access_log:
-            access_log.info(
-                "request",
-                extra={
+        if self.access_log is not None:
+            self.access_log.record(
+                {
                     "method": request.method,
                     "route": route,
                     "status": response.status,
@@ -210,7 +214,7 @@ class Gateway:
                     "request_id": rid,
                     "user": user,
                     "peer": request.remote,
-                },
+                }
             )
         return response
 

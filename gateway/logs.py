@@ -5,10 +5,12 @@ Nothing here ever receives a token, a secret or a header value: callers pass nam
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -34,3 +36,62 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class AccessLog:
+    """One JSON line per request, written in batches.
+
+    Going through `logging` with a flush per line cost about a quarter of the gateway's throughput (bench/):
+    a record, a formatter and a `write()` system call on every request. Lines are buffered here and written
+    when the buffer fills, at most `flush_s` after the first line of a batch, and at shutdown. The line
+    shape is the same as JsonFormatter's, so one log pipeline reads both.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, flush_s: float = 0.2, max_bytes: int = 64 * 1024) -> None:
+        self.stream = stream
+        self._flush_s = flush_s
+        self._max_bytes = max_bytes
+        self._lines: list[str] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._second = -1
+        self._stamp = ""
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def record(self, fields: dict[str, Any]) -> None:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        line = json.dumps(
+            {
+                "ts": f"{self._stamp}.{int((now - second) * 1000):03d}Z",
+                "level": "info",
+                "logger": "gateway.access",
+                "msg": "request",
+                **fields,
+            }
+        )
+        self._lines.append(line)
+        self._size += len(line) + 1
+        if self._size >= self._max_bytes or self._loop is None:
+            self.flush()
+        elif self._timer is None:
+            self._timer = self._loop.call_later(self._flush_s, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        text = "\n".join(self._lines) + "\n"
+        self._lines.clear()
+        self._size = 0
+        stream = self.stream or sys.stderr
+        stream.write(text)
+        stream.flush()

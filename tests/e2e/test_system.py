@@ -6,6 +6,7 @@ cannot see, and that the task service refuses anything that did not pass the gat
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,6 +131,19 @@ def test_logs_never_hold_tokens_or_secrets(system: System) -> None:
     logs = system.gateway.process.log_text() + system.service.process.log_text()
     for secret in (token, token[-20:], system.user_secret, system.internal_secret):
         assert secret not in logs
+
+
+def test_access_log_has_one_json_line_per_request(system: System) -> None:
+    with system.client("alice") as alice:
+        assert alice.get("/api/alice/tasks", headers={"X-Request-Id": "e2e-access-1"}).status_code == 200
+    deadline = time.monotonic() + 10
+    while '"request_id": "e2e-access-1"' not in system.gateway.process.log_text():
+        assert time.monotonic() < deadline, "access line not written"
+        time.sleep(0.05)
+    [line] = [ln for ln in system.gateway.process.log_text().splitlines() if "e2e-access-1" in ln]
+    entry = json.loads(line)
+    assert entry["logger"] == "gateway.access" and entry["status"] == 200 and entry["user"] == "alice"
+    assert entry["route"] == "/api/{user_id}/tasks" and entry["method"] == "GET"
 
 
 def test_upstream_down_is_502(tmp_path: Path) -> None:

@@ -65,10 +65,14 @@ async def test_one_json_line_per_request_without_secrets(
     recorder: Recorder, start_gateway: GatewayFactory, json_log: io.StringIO
 ) -> None:
     gw = await start_gateway()
+    access = gw.app[GATEWAY_KEY].access_log
+    assert access is not None
+    access.stream = json_log
     token = make_token("alice")
     async with ClientSession() as client:
         await client.get(gw.make_url("/api/alice/tasks"), headers={**bearer(token), "X-Request-Id": "rid-1"})
         await client.get(gw.make_url("/api/alice/tasks"), headers=bearer(token + "x"))
+    access.flush()
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     access = [entry for entry in lines if entry["logger"] == "gateway.access"]
     assert len(access) == 2

@@ -1,0 +1,118 @@
+"""Faults with real processes: the task service killed and restarted under load.
+
+While the service is down every request through the gateway must be a 502 (never a hang, never a 500); once
+it is back, requests succeed again on fresh upstream connections; and the gateway's memory stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import collections.abc
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+import jwt
+
+from tests.support.processes import clean_env, free_port, running, start_process
+from tests.support.services import new_secret, running_gateway
+
+LOAD_CONNECTIONS = 16
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_service_killed_and_restarted_under_load(tmp_path: Path) -> None:
+    internal, user = new_secret(), new_secret()
+    port = free_port()
+    service_env = clean_env(
+        {
+            "TASKS_PORT": str(port),
+            "TASKS_INTERNAL_SECRET": internal,
+            "TASKS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tasks.db'}",
+        }
+    )
+    argv = [sys.executable, "-m", "task_service"]
+    health = f"http://127.0.0.1:{port}/healthz"
+    service = await asyncio.to_thread(start_process, "service", argv, service_env, health, tmp_path)
+    token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, user, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    with running_gateway(tmp_path, f"http://127.0.0.1:{port}", internal, {"GATEWAY_JWT_SECRET": user}) as gateway:
+        statuses: collections.Counter[int] = collections.Counter()
+        phase = {"name": "up"}
+        by_phase: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
+        stop = asyncio.Event()
+
+        async def load(client: aiohttp.ClientSession) -> None:
+            while not stop.is_set():
+                async with client.get(f"{gateway.url}/api/alice/tasks", headers=headers) as resp:
+                    await resp.read()
+                    statuses[resp.status] += 1
+                    by_phase[phase["name"]][resp.status] += 1
+
+        async def wait_for(condition: collections.abc.Callable[[], bool], deadline_s: float = 20) -> None:
+            end = time.monotonic() + deadline_s
+            while not condition():
+                assert time.monotonic() < end, dict(statuses)
+                await asyncio.sleep(0.02)
+
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as client:
+            workers = [asyncio.create_task(load(client)) for _ in range(LOAD_CONNECTIONS)]
+            await wait_for(lambda: by_phase["up"][200] >= 200)
+            rss_before = rss_kib(gateway.process.popen.pid)
+
+            service.popen.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(service.popen.wait, 10)
+            phase["name"] = "down"
+            await wait_for(lambda: by_phase["down"][502] >= 200)
+
+            service = await asyncio.to_thread(start_process, "service", argv, service_env, health, tmp_path)
+            phase["name"] = "restarted"
+            await wait_for(lambda: by_phase["restarted"][200] >= 500)
+            stop.set()
+            await asyncio.gather(*workers)
+        rss_after = rss_kib(gateway.process.popen.pid)
+        service.stop()
+
+    assert set(statuses) <= {200, 502}, dict(statuses)
+    assert set(by_phase["down"]) <= {502, 200}  # 200s only from answers in flight when the kill landed
+    assert by_phase["restarted"][200] >= 500
+    assert rss_after - rss_before < 20 * 1024, (rss_before, rss_after)
+
+
+def test_sigkilled_upstream_mid_request_is_502(tmp_path: Path) -> None:
+    """A service that dies while holding a request answers that request with 502 via the gateway."""
+    upstream = tmp_path / "hang.py"
+    upstream.write_text(
+        "import socket, os\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()\n"
+        "print('listening', flush=True)\n"
+        "while True:\n"
+        "    c, _ = s.accept(); data = c.recv(65536)\n"
+        "    if data.startswith(b'GET /readyz') or data.startswith(b'GET /healthz'):\n"
+        "        c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}'); c.close()\n"
+        "    else:\n"
+        "        os._exit(1)\n"
+    )
+    port = free_port()
+    env = clean_env({"PORT": str(port)})
+    internal, user = new_secret(), new_secret()
+    with (
+        running("hang", [sys.executable, str(upstream)], env, f"http://127.0.0.1:{port}/healthz", tmp_path),
+        running_gateway(tmp_path, f"http://127.0.0.1:{port}", internal, {"GATEWAY_JWT_SECRET": user}) as gateway,
+    ):
+        token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, user, algorithm="HS256")
+        resp = httpx.get(f"{gateway.url}/api/alice/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert resp.status_code == 502
+        assert resp.json() == {"detail": "upstream unavailable"}

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import timeit
+from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+if not __package__:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/tokens_micro.py`
 
 from bench import tokens
 

@@ -12,12 +12,15 @@ lives as long as the test session.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,7 +32,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support.processes import free_port
+from tests.support.processes import POLL_INTERVAL_S, free_port
 
 SUPERUSER = "taskgate"
 T = TypeVar("T")
@@ -100,6 +103,26 @@ async def empty_tables(url: str) -> None:
         await connection.close()
 
 
+def _die_with_parent() -> None:
+    """Runs in the server's process before exec: if the test process dies, even by SIGKILL, the
+    kernel sends the server SIGQUIT (immediate shutdown), so an interrupted run leaves no server behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+async def _accepts_connections(port: int) -> bool:
+    try:
+        connection = await asyncpg.connect(host="127.0.0.1", port=port, user=SUPERUSER, database="postgres", timeout=2)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
 @contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
     bin_dir = _bin_dir()
@@ -108,29 +131,47 @@ def running_postgres() -> Iterator[PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="taskgate-pg-"))
     if user is not None:
         os.chown(base, user.pw_uid, user.pw_gid)
-    data, log = base / "data", base / "server.log"
+    data, log_path = base / "data", base / "server.log"
     port = free_port()
 
-    def run(*argv: str) -> None:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, **as_user)
-        if result.returncode != 0:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise PostgresUnavailable(f"{argv[0]} failed: {result.stderr[-2000:]}\n{tail}")
+    def log_tail() -> str:
+        return log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
 
     try:
-        run(
-            str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
-            "--no-locale", "--encoding=UTF8", "--no-sync",
+        initdb = subprocess.run(
+            [
+                str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
+                "--no-locale", "--encoding=UTF8", "--no-sync",
+            ],
+            capture_output=True, text=True, timeout=120, **as_user,
         )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        run(str(bin_dir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(data), "-l", str(log), "-o", options)
+        if initdb.returncode != 0:
+            raise PostgresUnavailable(f"initdb failed: {initdb.stderr[-2000:]}")
+        # The server runs as our child (not daemonised by pg_ctl) so that it can die with us.
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [
+                    str(bin_dir / "postgres"), "-D", str(data), "-c", "listen_addresses=127.0.0.1", "-p", str(port),
+                    "-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off", "-c", "max_connections=200",
+                ],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent, **as_user,
+            )  # fmt: skip
         try:
+            deadline = time.monotonic() + 60
+            while not in_thread(_accepts_connections(port)):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise PostgresUnavailable(f"the server did not come up:\n{log_tail()}")
+                time.sleep(POLL_INTERVAL_S)
             yield PostgresServer(port)
         finally:
-            run(str(bin_dir / "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", str(data))
+            server.send_signal(signal.SIGINT)  # fast shutdown: disconnect clients, stop
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=30)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

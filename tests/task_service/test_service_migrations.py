@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -132,3 +133,10 @@ def test_migrate_command_reports_an_unreachable_database_in_one_line() -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == "task_service: cannot reach the database (ConnectionRefusedError)"
     assert "hunter2" not in result.stdout + result.stderr
+
+
+async def test_replicas_migrating_at_once_do_not_collide(empty_database: DatabaseSettings, engine: AsyncEngine) -> None:
+    revisions = await asyncio.gather(*(migrate(empty_database) for _ in range(4)))
+    assert revisions == ["0002"] * 4
+    schema = await _read_schema(engine)
+    assert (schema["tables"], schema["version"]) == ({"tasks", "idempotency_keys"}, "0002")

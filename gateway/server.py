@@ -7,6 +7,7 @@ replica scales with its cores while holding no shared state.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import signal
@@ -28,6 +29,7 @@ log = logging.getLogger("gateway")
 
 # The lenient pure-Python parser is a smuggling risk; the gateway runs only on aiohttp's llhttp-based one.
 C_PARSER_MODULE = "aiohttp._http_parser"
+GC_GEN0_THRESHOLD = 20_000
 
 
 def ensure_c_parser() -> None:
@@ -61,6 +63,17 @@ async def _start_admin(settings: GatewaySettings, app: web.Application, worker: 
     return runner
 
 
+def _tune_gc() -> None:
+    """Move start-up objects out of the collector's way and collect young objects less often.
+
+    Requests allocate short-lived containers that reference counting frees; the cyclic collector scanning
+    them every 700 allocations was about 5 % of the gateway's CPU (bench/profile.py).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+
+
 async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) -> None:
     app = create_app(settings)
     runner = gateway_runner(app, settings)
@@ -70,6 +83,7 @@ async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) ->
     )
     await site.start()
     admin = await _start_admin(settings, app, worker)
+    _tune_gc()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

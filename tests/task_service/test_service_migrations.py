@@ -136,7 +136,9 @@ def test_migrate_command_reports_an_unreachable_database_in_one_line() -> None:
 
 
 async def test_replicas_migrating_at_once_do_not_collide(empty_database: DatabaseSettings, engine: AsyncEngine) -> None:
-    revisions = await asyncio.gather(*(migrate(empty_database) for _ in range(4)))
+    # Without the migration lock these collide on PostgreSQL and can block each other: fail, don't hang.
+    async with asyncio.timeout(120):
+        revisions = await asyncio.gather(*(migrate(empty_database) for _ in range(4)))
     assert revisions == ["0002"] * 4
     schema = await _read_schema(engine)
     assert (schema["tables"], schema["version"]) == ({"tasks", "idempotency_keys"}, "0002")

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.processes import REPO_ROOT, clean_env, free_port, running
+from tests.task_service.signer import claims_for, sign
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -53,4 +54,19 @@ def test_serves_with_a_secret_and_creates_the_default_data_directory(tmp_path: P
         assert response.status_code == 401
         assert "server" not in response.headers
         assert (tmp_path / "data" / "tasks.db").is_file()
+        _check_raw_target_on_a_real_server(url, secret)
     assert secret not in proc.log_text()
+
+
+def _check_raw_target_on_a_real_server(url: str, secret: str) -> None:
+    """uvicorn's raw path and query are what the signer signs: byte for byte, escapes kept."""
+    raw_target = "/api/alice/tasks?q=%25done&sort=-title"
+    with httpx.Client(base_url=url, timeout=5) as client:
+
+        def get(signed_for: str) -> int:
+            assertion = sign(claims_for("GET", signed_for, "alice"), secret=secret)
+            return client.get(raw_target, headers={"X-Gateway-Assertion": assertion}).status_code
+
+        assert get(raw_target) == 200
+        assert get("/api/alice/tasks?q=%done&sort=-title") == 401
+        assert get("/api/alice/tasks") == 401

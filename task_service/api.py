@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from task_service import idempotency, pagination, store
 from task_service.assertion import acting_user
-from task_service.etags import etag, parse_if_match
+from task_service.etags import etag, is_current, parse_if_match
 from task_service.models import Task
 from task_service.request_body import json_body
 from task_service.schemas import ListQuery, TaskCreate, TaskOut, TaskPatch, TaskReplace
@@ -104,9 +104,13 @@ async def create_task(
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-async def get_task(user: User, session: Session, task_id: TaskId, response: Response) -> TaskOut:
+async def get_task(
+    user: User, session: Session, task_id: TaskId, request: Request, response: Response
+) -> TaskOut | Response:
     async with session.begin():
         task = await store.get_task(session, user, task_id)
+    if is_current(request.headers.getlist("if-none-match"), task.version):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag(task.version)})
     return _task_response(task, response)
 
 

@@ -86,3 +86,24 @@ async def test_two_tabs_cannot_silently_overwrite_each_other(api: Api) -> None:
     second = await api.request("PUT", url, json={"title": "from B"}, headers={"If-Match": tab_b.headers["etag"]})
     assert (first.status_code, second.status_code) == (200, 412)
     assert (await api.request("GET", url)).json()["title"] == "from A"
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "status"),
+    [('"2"', 304), ('W/"2"', 304), ('"1", "2"', 304), ("*", 304), ('"1"', 200), ('W/"1"', 200), ("junk", 200)],
+)
+async def test_if_none_match_revalidates_a_cached_copy(api: Api, if_none_match: str, status: int) -> None:
+    url, current = await _task_after_one_update(api)
+    response = await api.request("GET", url, headers={"If-None-Match": if_none_match})
+    assert response.status_code == status
+    assert response.headers["etag"] == '"2"'
+    if status == 304:
+        assert response.content == b""
+    else:
+        assert response.json() == current
+
+
+async def test_if_none_match_on_another_users_task_is_404(api: Api) -> None:
+    created = await api.create(user="alice")
+    response = await api.request("GET", f"/api/bob/tasks/{created['id']}", user="bob", headers={"If-None-Match": "*"})
+    assert response.status_code == 404

@@ -11,6 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from task_service.app import create_app
 from task_service.migrate import migrate
+from task_service.observability import log_config
 from task_service.settings import ConfigError, load_database_settings, load_settings
 
 
@@ -25,6 +26,10 @@ def _serve() -> int:
         proxy_headers=False,  # client addresses come from the gateway's headers, never trusted here
         server_header=False,
         date_header=True,
+        access_log=False,  # one JSON line per request comes from ObservabilityMiddleware instead
+        log_config=log_config(settings.log_level),
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        timeout_keep_alive=settings.keepalive_timeout_s,
     )
     return 0
 

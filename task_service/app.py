@@ -21,6 +21,7 @@ from task_service.assertion import AssertionVerifier
 from task_service.db import Database
 from task_service.health import router as health_router
 from task_service.migrate import migrate
+from task_service.observability import ObservabilityMiddleware, ServiceMetrics
 from task_service.settings import Settings
 
 logger = logging.getLogger("task_service")
@@ -85,6 +86,9 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     app.state.verifier = AssertionVerifier(settings.internal_secret_keys)
+    metrics = ServiceMetrics()
+    app.add_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(health_router)
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid_input)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,27 @@ def _ensure_sqlite_directory(url: URL) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _use_wal(cursor: Any, timeout_ms: int) -> None:
+    """Switch a database to WAL once; later connections only check.
+
+    Setting the journal mode does not go through SQLite's busy handler: it fails at once with
+    "database is locked" while another connection holds a lock, which happens when several processes
+    open a brand-new file together. So: retry until the mode is WAL (whoever set it) or time runs out.
+    This sleeps in the connecting thread, but only in that first-open race.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     """WAL lets readers run beside the writer; busy_timeout makes writers wait instead of failing.
 
@@ -31,8 +54,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _use_wal(cursor, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -73,6 +73,11 @@ class Settings(DatabaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=1, le=65535)
     migrate_on_start: bool = True
+    log_level: str = "INFO"
+    # In-flight requests may finish for this long after SIGTERM.
+    shutdown_timeout_s: int = Field(default=10, ge=0, le=300)
+    # Longer than the gateway's idle upstream connections (4 s), so the gateway closes them first.
+    keepalive_timeout_s: int = Field(default=30, ge=1, le=3600)
     # The list is comma-separated so secrets can be rotated: the gateway signs with its first one,
     # the service accepts any of them.
     internal_secret: Annotated[tuple[SecretStr, ...], NoDecode] = Field(default=(), validate_default=True)

@@ -28,7 +28,8 @@ async def test_metrics_count_by_route_template_and_outcome(api: Api) -> None:
         'status="404"} 1.0',
         'taskgate_service_requests_total{method="GET",outcome="unauthenticated",route="/api/{user_id}/tasks",'
         'status="401"} 1.0',
-        'taskgate_service_requests_total{method="POST",outcome="invalid",route="/api/{user_id}/tasks",status="422"} 1.0',
+        'taskgate_service_requests_total{method="POST",outcome="invalid",route="/api/{user_id}/tasks",'
+        'status="422"} 1.0',
     ):
         assert line in text, line
     assert "/api/alice" not in text  # never the raw path

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from task_service import idempotency, store
@@ -57,6 +57,22 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     return JSONResponse({"detail": "database unavailable"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+# SQLSTATEs that mean "the database cannot serve us now", not "this statement is wrong": connection
+# exceptions (08), insufficient resources (53), operator intervention such as an admin shutdown or a
+# terminated backend (57P), and 55000, which PostgreSQL raises when a database refuses new connections.
+_OUTAGE_SQLSTATES = ("08", "53", "57P", "55000")
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A driver error from a database that went away (restart, failover, terminated backend, connections
+    disallowed) is an outage, answered 503; any other driver error is a bug and stays a 500."""
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or sqlstate.startswith(_OUTAGE_SQLSTATES)):
+        return await _database_unavailable(request, exc)
+    logger.error("database error: %s (SQLSTATE %s)", type(exc).__name__, sqlstate or "none")
+    return await _internal_error(request, exc)
+
+
 async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
     """Keep the one error shape even for bugs; the traceback goes to the log only."""
     return JSONResponse({"detail": "internal error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
@@ -97,5 +113,6 @@ def create_app(settings: Settings) -> FastAPI:
     # asyncpg reports a refused connection as a plain OSError; the database is this service's only peer.
     for outage in (OperationalError, InterfaceError, PoolTimeout, OSError):
         app.add_exception_handler(outage, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _internal_error)
     return app

@@ -1,7 +1,8 @@
-"""Faults with real processes: the task service killed and restarted under load.
+"""Faults with real processes: the task service killed and restarted under load, and its database gone.
 
 While the service is down every request through the gateway must be a 502 (never a hang, never a 500); once
-it is back, requests succeed again on fresh upstream connections; and the gateway's memory stays flat.
+it is back, requests succeed again on fresh upstream connections; and the gateway's memory stays flat. While
+the database is unreachable the service answers 503 and is not ready; afterwards it recovers by itself.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import httpx
 import jwt
 
 from tests.support.processes import clean_env, free_port, running, start_process
-from tests.support.services import new_secret, running_gateway
+from tests.support.services import new_secret, running_gateway, running_task_service
+from tests.task_service.postgres import PostgresServer
 
 LOAD_CONNECTIONS = 16
 
@@ -116,3 +118,48 @@ def test_sigkilled_upstream_mid_request_is_502(tmp_path: Path) -> None:
         resp = httpx.get(f"{gateway.url}/api/alice/tasks", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert resp.status_code == 502
         assert resp.json() == {"detail": "upstream unavailable"}
+
+
+async def _set_connections(server: PostgresServer, database: str, allowed: bool) -> None:
+    """Take one database away from its clients (and give it back) without stopping the shared server."""
+    connection = await server.connect()
+    try:
+        await connection.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+        if not allowed:
+            await connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database
+            )
+    finally:
+        await connection.close()
+
+
+async def test_database_outage_is_503_and_recovers(tmp_path: Path, postgres: PostgresServer) -> None:
+    database = "faults_outage"
+    url = await postgres.create_database(database)
+    internal, user = new_secret(), new_secret()
+    token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, user, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        running_task_service(tmp_path, internal, url) as service,
+        running_gateway(tmp_path, service.url, internal, {"GATEWAY_JWT_SECRET": user}) as gateway,
+    ):
+        async with httpx.AsyncClient(timeout=30) as client:
+            created = await client.post(f"{gateway.url}/api/alice/tasks", json={"title": "before"}, headers=headers)
+            assert created.status_code == 201
+            await _set_connections(postgres, database, allowed=False)
+            try:
+                during = await client.get(f"{gateway.url}/api/alice/tasks", headers=headers)
+                assert during.status_code == 503
+                assert during.json() == {"detail": "database unavailable"}
+                assert (await client.get(f"{service.url}/readyz")).status_code == 503
+                assert (await client.get(f"{gateway.url}/readyz")).status_code == 503
+                write = await client.post(f"{gateway.url}/api/alice/tasks", json={"title": "lost"}, headers=headers)
+                assert write.status_code == 503
+            finally:
+                await _set_connections(postgres, database, allowed=True)
+            deadline = time.monotonic() + 20
+            while (after := await client.get(f"{gateway.url}/api/alice/tasks", headers=headers)).status_code != 200:
+                assert after.status_code == 503 and time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            assert [t["title"] for t in after.json()] == ["before"]
+            assert (await client.get(f"{service.url}/readyz")).status_code == 200

@@ -13,7 +13,7 @@ from .headers import FORWARDED_REQUEST_HEADERS
 from .paths import API_METHODS
 
 ALLOWED_REQUEST_HEADERS = ", ".join(["Authorization", "X-Request-Id", *FORWARDED_REQUEST_HEADERS])
-EXPOSED_HEADERS = "X-Total-Count, X-Next-Cursor, X-Request-Id, Location, ETag, Retry-After"
+EXPOSED_HEADERS = "X-Total-Count, X-Next-Cursor, X-Request-Id, Location, ETag, Retry-After, Idempotent-Replayed"
 PREFLIGHT_MAX_AGE_S = "600"
 ALLOWED_METHODS = ", ".join(sorted(API_METHODS))
 

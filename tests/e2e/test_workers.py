@@ -30,10 +30,11 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
             }
         )
         url = f"http://127.0.0.1:{port}"
-        with running("gateway", [sys.executable, "-m", "gateway"], env, f"{url}/healthz", tmp_path) as gateway:
+        argv = [sys.executable, "-m", "gateway"]
+        with running("gateway", argv, env, f"{url}/healthz", tmp_path, timeout_s=90) as gateway:
             token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, user, algorithm="HS256")
             headers = {"Authorization": f"Bearer {token}"}
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90
             served: dict[int, float] = {}
             # Fresh connections until both workers have answered; the kernel spreads them across sockets.
             while len(served) < 2:

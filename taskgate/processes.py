@@ -170,9 +170,18 @@ class Stack:
             f'       -d \'{{"title": "Try taskgate"}}\' {self.gateway_url}/api/demo-user/tasks',
             f"  curl -s -H 'Authorization: Bearer {token}' {self.gateway_url}/api/demo-user/tasks",
             "",
-            "new tokens: .venv/bin/taskgate token USER_ID --ttl 15m      stop: Ctrl-C",
+            f"new tokens: {self._token_command()}      stop: Ctrl-C",
         ]
         return "\n".join(lines)
+
+    def _token_command(self) -> str:
+        """The `taskgate token` line that mints tokens this gateway accepts (with its issuer and audience)."""
+        env = ""
+        if self.issuer:
+            env += f"GATEWAY_JWT_ISSUER={self.issuer} "
+        if self.audience:
+            env += f"GATEWAY_JWT_AUDIENCE={self.audience} "
+        return f"{env}.venv/bin/taskgate token USER_ID --ttl 15m"
 
     def wait(self) -> int:
         """Block until Ctrl-C/SIGTERM or until a child dies; the exit code says which."""

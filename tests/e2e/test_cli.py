@@ -31,7 +31,7 @@ def start_up(cwd: Path, env: dict[str, str], port: int) -> tuple[subprocess.Pope
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    while not lines or not lines[-1].startswith("new tokens:"):
+    while not lines or "new tokens:" not in lines[-1]:
         line = proc.stdout.readline()
         if not line:
             proc.wait(10)
@@ -87,6 +87,8 @@ def test_up_with_node_also_runs_better_auth_and_the_demo_page(tmp_path: Path) ->
         assert created.status_code == 201
         assert created.headers["Access-Control-Allow-Origin"] == f"http://127.0.0.1:{auth_port}"
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["checks"]["jwks"] is True
+        origin = f"http://127.0.0.1:{auth_port}"
+        assert f"GATEWAY_JWT_ISSUER={origin} GATEWAY_JWT_AUDIENCE={origin} .venv/bin/taskgate token" in lines[-1]
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0

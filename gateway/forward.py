@@ -124,11 +124,11 @@ class Upstream:
         try:
             await self._acquire_slot()
             try:
-                return await self._exchange(request, method, reuse=True)
+                return await self._exchange(request, reuse=True)
             except StaleConnection:
                 if method not in IDEMPOTENT:
                     raise GatewayError(502, "upstream unavailable") from None
-                return await self._exchange(request, method, reuse=False)
+                return await self._exchange(request, reuse=False)
             finally:
                 self._slots.release()
         except TimeoutError:
@@ -147,19 +147,12 @@ class Upstream:
         else:
             await self._slots.acquire()
 
-    async def _exchange(self, request: bytes, method: str, *, reuse: bool) -> UpstreamResponse:
+    async def _exchange(self, request: bytes, *, reuse: bool) -> UpstreamResponse:
         proto = self._idle_connection() if reuse else None
         reused = proto is not None
         if proto is None:
             proto = await self._connect()
         try:
-            proto.set_response_params(
-                skip_payload=method == "HEAD",
-                auto_decompress=False,
-                max_line_size=MAX_RESPONSE_HEADER_LINE,
-                max_field_size=MAX_RESPONSE_HEADER_LINE,
-                read_timeout=self._timeout_s,
-            )
             if proto.transport is None:
                 raise StaleConnection
             proto.transport.write(request)
@@ -208,6 +201,14 @@ class Upstream:
         proto = ResponseHandler(loop)
         async with asyncio.timeout(self._connect_timeout_s):
             await loop.create_connection(lambda: proto, self._host, self._port, ssl=self._ssl)
+        # One llhttp parser per connection, reused for every response on it (the gateway never forwards HEAD,
+        # so every response has a body to read). It is ready for the next message once one is complete.
+        proto.set_response_params(
+            auto_decompress=False,
+            max_line_size=MAX_RESPONSE_HEADER_LINE,
+            max_field_size=MAX_RESPONSE_HEADER_LINE,
+            read_timeout=self._timeout_s,
+        )
         return proto
 
     async def ready(self) -> bool:

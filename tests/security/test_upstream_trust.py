@@ -7,7 +7,7 @@ change nothing; the count of alice's tasks (read with a genuine assertion) prove
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,36 +61,38 @@ def task_count(svc: Service) -> int:
     return int(resp.headers["X-Total-Count"])
 
 
-FORGED: dict[str, dict[str, str]] = {
-    "no assertion (direct call)": {},
-    "X-User-Id alone": {"X-User-Id": "alice"},
-    "garbage": {"X-Gateway-Assertion": "garbage"},
-    "alg none": {"X-Gateway-Assertion": assertion(algorithm="none")},
-    "signed with the user-token secret": {"X-Gateway-Assertion": assertion(secret=USER_SECRET)},
-    "HS512 with the internal secret": {"X-Gateway-Assertion": assertion(algorithm="HS512")},
-    "typ missing": {"X-Gateway-Assertion": assertion(header={"alg": "HS256"})},
-    "a user token's typ": {"X-Gateway-Assertion": assertion(header={"typ": "JWT"})},
-    "wrong issuer": {"X-Gateway-Assertion": assertion(iss="someone-else")},
-    "wrong audience": {"X-Gateway-Assertion": assertion(aud="another-service")},
-    "sub empty": {"X-Gateway-Assertion": assertion(sub="")},
-    "sub missing": {"X-Gateway-Assertion": assertion(sub=None)},
-    "replayed for another method": {"X-Gateway-Assertion": assertion(method="GET")},
-    "replayed for another path": {"X-Gateway-Assertion": assertion(target="/api/alice/tasks/1")},
-    "replayed with a query": {"X-Gateway-Assertion": assertion(target="/api/alice/tasks?status=all")},
-    "replayed for another user's path": {"X-Gateway-Assertion": assertion(target="/api/bob/tasks", sub="bob")},
-    "X-User-Id names someone else": {"X-Gateway-Assertion": assertion(), "X-User-Id": "bob"},
-    "expired": {"X-Gateway-Assertion": assertion(iat=int(time.time()) - 120, exp=int(time.time()) - 60)},
-    "future-dated": {"X-Gateway-Assertion": assertion(iat=int(time.time()) + 120, exp=int(time.time()) + 150)},
-    "lifetime over 60 s": {"X-Gateway-Assertion": assertion(exp=int(time.time()) + 3600)},
-    "exp as a string": {"X-Gateway-Assertion": assertion(exp=str(int(time.time()) + 30))},
-    "iat missing": {"X-Gateway-Assertion": assertion(iat=None)},
+# Built when each test runs, not at import: a long suite would otherwise age the time-bound cases (a
+# "future-dated" assertion made at collection is no longer in the future two minutes later).
+FORGED: dict[str, Callable[[], dict[str, str]]] = {
+    "no assertion (direct call)": lambda: {},
+    "X-User-Id alone": lambda: {"X-User-Id": "alice"},
+    "garbage": lambda: {"X-Gateway-Assertion": "garbage"},
+    "alg none": lambda: {"X-Gateway-Assertion": assertion(algorithm="none")},
+    "signed with the user-token secret": lambda: {"X-Gateway-Assertion": assertion(secret=USER_SECRET)},
+    "HS512 with the internal secret": lambda: {"X-Gateway-Assertion": assertion(algorithm="HS512")},
+    "typ missing": lambda: {"X-Gateway-Assertion": assertion(header={"alg": "HS256"})},
+    "a user token's typ": lambda: {"X-Gateway-Assertion": assertion(header={"typ": "JWT"})},
+    "wrong issuer": lambda: {"X-Gateway-Assertion": assertion(iss="someone-else")},
+    "wrong audience": lambda: {"X-Gateway-Assertion": assertion(aud="another-service")},
+    "sub empty": lambda: {"X-Gateway-Assertion": assertion(sub="")},
+    "sub missing": lambda: {"X-Gateway-Assertion": assertion(sub=None)},
+    "replayed for another method": lambda: {"X-Gateway-Assertion": assertion(method="GET")},
+    "replayed for another path": lambda: {"X-Gateway-Assertion": assertion(target="/api/alice/tasks/1")},
+    "replayed with a query": lambda: {"X-Gateway-Assertion": assertion(target="/api/alice/tasks?status=all")},
+    "replayed for another user's path": lambda: {"X-Gateway-Assertion": assertion(target="/api/bob/tasks", sub="bob")},
+    "X-User-Id names someone else": lambda: {"X-Gateway-Assertion": assertion(), "X-User-Id": "bob"},
+    "expired": lambda: {"X-Gateway-Assertion": assertion(iat=int(time.time()) - 120, exp=int(time.time()) - 60)},
+    "future-dated": lambda: {"X-Gateway-Assertion": assertion(iat=int(time.time()) + 120, exp=int(time.time()) + 150)},
+    "lifetime over 60 s": lambda: {"X-Gateway-Assertion": assertion(exp=int(time.time()) + 3600)},
+    "exp as a string": lambda: {"X-Gateway-Assertion": assertion(exp=str(int(time.time()) + 30))},
+    "iat missing": lambda: {"X-Gateway-Assertion": assertion(iat=None)},
 }
 
 
 @pytest.mark.parametrize("name", list(FORGED))
 def test_forged_or_replayed_assertions_get_401_and_write_nothing(service: Service, name: str) -> None:
     before = task_count(service)
-    resp = httpx.post(f"{service.url}/api/alice/tasks", json={"title": "pwned"}, headers=FORGED[name], timeout=5)
+    resp = httpx.post(f"{service.url}/api/alice/tasks", json={"title": "pwned"}, headers=FORGED[name](), timeout=5)
     assert resp.status_code == 401, resp.text
     assert set(resp.json()) == {"detail"}
     assert task_count(service) == before

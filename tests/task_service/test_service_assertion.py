@@ -44,7 +44,9 @@ def _hs512(method: str, target: str) -> str:
     )
 
 
-NOW = int(time.time())
+def _now() -> int:
+    return int(time.time())
+
 
 REJECTED: dict[str, Forge | str] = {
     "garbage": "not.a.jwt",
@@ -53,10 +55,12 @@ REJECTED: dict[str, Forge | str] = {
     "hs512": _hs512,
     "user token secret": _signed_with("a-user-token-secret-that-is-long-enough-1234567890"),
     "wrong typ": lambda m, t: sign(claims_for(m, t, "alice"), typ="JWT"),
-    "expired": _with(iat=NOW - 100, exp=NOW - 70),
-    "issued in the future": _with(iat=NOW + 60, exp=NOW + 90),
-    "lifetime over 60 s": _with(iat=NOW, exp=NOW + 61),
-    "float times": _with(iat=float(NOW), exp=float(NOW + 30)),
+    # Time-bound cases read the clock when the test runs: made at import, they would age during a long
+    # suite ("issued in the future" would become merely expired, and pass for the wrong reason).
+    "expired": lambda m, t: _with(iat=_now() - 100, exp=_now() - 70)(m, t),
+    "issued in the future": lambda m, t: _with(iat=_now() + 60, exp=_now() + 90)(m, t),
+    "lifetime over 60 s": lambda m, t: _with(iat=_now(), exp=_now() + 61)(m, t),
+    "float times": lambda m, t: _with(iat=float(_now()), exp=float(_now() + 30))(m, t),
     "no exp": _with(exp=None),
     "no iat": _with(iat=None),
     "wrong aud": _with(aud="someone-else"),

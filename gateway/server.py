@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 import sys
 from types import FrameType
@@ -59,7 +60,12 @@ async def _start_admin(settings: GatewaySettings, app: web.Application, worker: 
     runner = web.AppRunner(admin_app(app[GATEWAY_KEY].metrics), handle_signals=False, access_log=None)
     await runner.setup()
     port = settings.admin_port + worker if settings.admin_port else 0
-    await web.TCPSite(runner, settings.admin_host or settings.host, port).start()
+    host = settings.admin_host or settings.host
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"admin {host}:{port} ({exc.strerror})") from None
     return runner
 
 
@@ -81,8 +87,15 @@ async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) ->
     site = web.TCPSite(
         runner, settings.host, settings.port, reuse_port=reuse_port, shutdown_timeout=settings.shutdown_timeout_s
     )
-    await site.start()
-    admin = await _start_admin(settings, app, worker)
+    try:
+        await site.start()
+        admin = await _start_admin(settings, app, worker)
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"{settings.host}:{settings.port} ({exc.strerror})") from None
+    except ListenError:
+        await runner.cleanup()
+        raise
     _tune_gc()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -99,9 +112,23 @@ async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) ->
         await admin.cleanup()
 
 
+class ListenError(Exception):
+    """A listener could not be opened (port in use, address not available)."""
+
+
+def _run_worker(settings: GatewaySettings, worker: int, reuse_port: bool) -> int:
+    """Serve until stopped; a port that cannot be bound is one clear line and exit code 1, not a traceback."""
+    try:
+        serve(settings, worker=worker, reuse_port=reuse_port)
+    except ListenError as exc:
+        log.error("gateway: cannot listen: %s", exc)
+        return 1
+    return 0
+
+
 def _worker(settings: GatewaySettings, worker: int) -> None:
     logs.configure(settings.log_level)
-    serve(settings, worker=worker, reuse_port=True)
+    sys.exit(_run_worker(settings, worker, reuse_port=True))
 
 
 def main() -> int:
@@ -112,10 +139,9 @@ def main() -> int:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
-    log.info("gateway listening on http://%s:%d (%d worker(s))", settings.host, settings.port, settings.workers)
+    log.info("gateway starting on http://%s:%d (%d worker(s))", settings.host, settings.port, settings.workers)
     if settings.workers == 1:
-        serve(settings)
-        return 0
+        return _run_worker(settings, 0, reuse_port=False)
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker, args=(settings, index), daemon=False) for index in range(settings.workers)
@@ -130,6 +156,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # A worker that dies (e.g. cannot bind) stops the others: a replica runs whole or not at all, so an
+    # orchestrator sees the failure instead of a silently degraded process.
+    multiprocessing.connection.wait([worker.sentinel for worker in workers])
+    stop(signal.SIGTERM, None)
     for worker in workers:
         worker.join()
     return max((worker.exitcode or 0) for worker in workers)

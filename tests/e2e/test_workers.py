@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,12 +15,44 @@ from tests.support.processes import clean_env, free_port, running
 from tests.support.services import new_secret, running_task_service
 
 
+def admin_port_pair() -> int:
+    """A port p such that p and p + 1 are both free now (worker i serves metrics on p + i)."""
+    while True:
+        candidate = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate + 1))
+            except OSError:
+                continue
+        return candidate
+
+
+def test_a_worker_that_cannot_listen_stops_the_replica(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        env = clean_env(
+            {
+                "GATEWAY_PORT": str(free_port()),
+                "GATEWAY_ADMIN_PORT": str(busy - 1),
+                "GATEWAY_WORKERS": "2",
+                "GATEWAY_JWT_SECRET": new_secret(),
+                "GATEWAY_INTERNAL_SECRET": new_secret(),
+            }
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert result.returncode == 1
+    assert f"cannot listen: admin 127.0.0.1:{busy}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     internal, user = new_secret(), new_secret()
-    port, admin = free_port(), free_port()
-    while admin + 1 == port:
-        admin = free_port()
     with running_task_service(tmp_path, internal) as service:
+        port, admin = free_port(), admin_port_pair()
         env = clean_env(
             {
                 "GATEWAY_PORT": str(port),

@@ -10,29 +10,29 @@ import asyncio
 import logging
 import time
 
-from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp import HttpVersion10, HttpVersion11, http_exceptions
 
 from .assertion import AssertionSigner
-from .connection import defer_continue, send_continue
 from .cors import Cors
-from .errors import GatewayError, error_response, json_http_errors
-from .forward import Upstream
+from .errors import GatewayError, error_response
+from .forward import BodyTooLarge, Upstream, read_stream
 from .headers import UnsafeHeader, client_response_headers, request_id, upstream_request_headers
 from .jwks import JwksCache
 from .logs import AccessLog
 from .metrics import GatewayMetrics
 from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, parse_target
+from .protocol import SERVER_NAME, Reply, Request, json_reply
 from .ratelimit import RateLimiter
 from .settings import GatewaySettings
 from .tokens import AuthorizationMalformed, Identity, InvalidToken, TokenVerifier, bearer_token
 
 log = logging.getLogger("gateway")
 
-SERVER_NAME = "taskgate"
 CHALLENGE = 'Bearer realm="taskgate"'
 CHALLENGE_INVALID = 'Bearer realm="taskgate", error="invalid_token"'
 CHALLENGE_MALFORMED = 'Bearer realm="taskgate", error="invalid_request"'
 SUPPORTED_VERSIONS = (HttpVersion10, HttpVersion11)
+PROBES = ("/healthz", "/readyz")
 
 
 class Gateway:
@@ -66,7 +66,7 @@ class Gateway:
         self.draining = False
         self.metrics.watch(self)
 
-    async def start(self, _app: web.Application) -> None:
+    async def start(self) -> None:
         if self.access_log is not None:
             self.access_log.start(asyncio.get_running_loop())
         await self.upstream.start()
@@ -83,12 +83,15 @@ class Gateway:
             self.tokens.use_keys(self.jwks)
             await self.jwks.refresh()
 
-    async def stop(self, _app: web.Application) -> None:
+    async def stop(self) -> None:
         await self.upstream.close()
         if self.access_log is not None:
             self.access_log.flush()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: Request) -> Reply:
+        """The connection's handler: every request the parser accepted gets exactly one Reply from here."""
+        if request.target in PROBES:
+            return await self._probe(request)
         started = time.perf_counter()
         rid = request_id(request.headers.getall("X-Request-Id", ()))
         route, user, outcome = ROUTE_OTHER, None, None
@@ -96,40 +99,42 @@ class Gateway:
             target = self._parse(request)
             route = target.route
             if request.method == "OPTIONS":
-                response: web.StreamResponse = self.cors.preflight(request)
+                reply = self.cors.preflight(request.headers)
                 outcome = "preflight"
             else:
                 self._check_method(request, target)
                 identity = await self._authenticate(request)
                 user = identity.user_id
                 self._authorise(identity, target)
-                response = await self._forward(request, target, identity, rid)
+                reply = await self._forward(request, target, identity, rid)
         except GatewayError as exc:
-            response = error_response(exc.status, exc.detail, exc.headers)
-            if exc.status in (408, 413):
-                response.force_close()
-        return self._respond(request, response, rid, route, user, outcome, started)
+            reply = error_response(exc.status, exc.detail, exc.headers)
+            reply.close = exc.status in (408, 413)
+        return self._respond(request, reply, rid, route, user, outcome, started)
 
     # 1. parse
     @staticmethod
-    def _parse(request: web.Request) -> Target:
+    def _parse(request: Request) -> Target:
         if request.version not in SUPPORTED_VERSIONS:
             # llhttp reads a request line without a version (HTTP/0.9) and then still parses header lines.
             raise GatewayError(400, "unsupported HTTP version")
+        expect = request.headers.get("Expect")
+        if expect is not None and expect.lower() != "100-continue":
+            raise GatewayError(417, "only Expect: 100-continue is supported")
         try:
-            return parse_target(request.raw_path)
+            return parse_target(request.target)
         except BadTarget as exc:
             raise GatewayError(400, str(exc)) from None
         except NotRouted:
             raise GatewayError(404, "not found") from None
 
     @staticmethod
-    def _check_method(request: web.Request, target: Target) -> None:
+    def _check_method(request: Request, target: Target) -> None:
         if request.method not in target.methods:
             raise GatewayError(405, "method not allowed", {"Allow": ", ".join(sorted(target.methods))})
 
     # 2. authenticate
-    async def _authenticate(self, request: web.Request) -> Identity:
+    async def _authenticate(self, request: Request) -> Identity:
         try:
             token = bearer_token(request.headers.getall("Authorization", []))
         except AuthorizationMalformed as exc:
@@ -150,7 +155,7 @@ class Gateway:
             self.limiter.check(identity.user_id)
 
     # 4. forward
-    async def _forward(self, request: web.Request, target: Target, identity: Identity, rid: str) -> web.Response:
+    async def _forward(self, request: Request, target: Target, identity: Identity, rid: str) -> Reply:
         body = await self._read_body(request)
         try:
             headers = upstream_request_headers(
@@ -160,88 +165,73 @@ class Gateway:
                     method=request.method, target=target.raw, user_id=identity.user_id, request_id=rid
                 ),
                 request_id=rid,
-                peer=request.remote or "",
-                scheme=request.scheme,
+                peer=request.peer,
+                scheme="http",
             )
         except UnsafeHeader as exc:
             raise GatewayError(400, f"header {exc} holds a control character") from None
         upstream = await self.upstream.send(request.method, target.raw, headers, body)
-        return web.Response(
-            status=upstream.status, body=upstream.body, headers=client_response_headers(upstream.headers)
-        )
+        return Reply(upstream.status, client_response_headers(upstream.headers), upstream.body)
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        if not request.body_exists:  # no Content-Length and not chunked: nothing to wait for
+    async def _read_body(self, request: Request) -> bytes:
+        if not request.has_body:  # no Content-Length and not chunked: nothing to wait for
             return b""
         limit = self.settings.max_body_bytes
-        if (request.content_length or 0) > limit:
+        declared = request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
             raise GatewayError(413, "request body too large")
         codings = {c.strip().lower() for v in request.headers.getall("Content-Encoding", ()) for c in v.split(",")}
         if codings - {"identity"}:
             raise GatewayError(415, "compressed request bodies are not accepted")
-        await send_continue(request)
+        request.send_continue()
         try:
             async with asyncio.timeout(self.settings.body_timeout_s):
-                return await request.read()
-        except web.HTTPRequestEntityTooLarge:
+                return await read_stream(request.body, limit)
+        except BodyTooLarge:
             raise GatewayError(413, "request body too large") from None
         except TimeoutError:
             raise GatewayError(408, "request body timeout") from None
+        except (http_exceptions.HttpProcessingError, ConnectionError):
+            raise GatewayError(400, "malformed request body") from None
 
     # 5. respond
     def _respond(
         self,
-        request: web.Request,
-        response: web.StreamResponse,
+        request: Request,
+        reply: Reply,
         rid: str,
         route: str,
         user: str | None,
         outcome: str | None,
         started: float,
-    ) -> web.StreamResponse:
-        self.cors.decorate(request, response)
-        response.headers["X-Request-Id"] = rid
-        response.headers["Server"] = SERVER_NAME
+    ) -> Reply:
+        self.cors.decorate(request.headers, reply.headers)
+        reply.headers.append(("X-Request-Id", rid))
+        reply.headers.append(("Server", SERVER_NAME))
         elapsed = time.perf_counter() - started
-        self.metrics.observe(route, request.method, response.status, outcome, elapsed)
+        self.metrics.observe(route, request.method, reply.status, outcome, elapsed)
         if self.access_log is not None:
             self.access_log.record(
                 {
                     "method": request.method,
                     "route": route,
-                    "status": response.status,
+                    "status": reply.status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "request_id": rid,
                     "user": user,
-                    "peer": request.remote,
+                    "peer": request.peer,
                 }
             )
-        return response
+        return reply
 
-    async def healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(self, _request: web.Request) -> web.Response:
+    async def _probe(self, request: Request) -> Reply:
+        """Liveness and readiness for orchestrators; GET only, no token, never forwarded."""
+        if request.method != "GET":
+            return error_response(405, "method not allowed", {"Allow": "GET", "Server": SERVER_NAME})
+        if request.target == "/healthz":
+            return json_reply(200, {"status": "ok"}, [("Server", SERVER_NAME)])
         checks = {"accepting": not self.draining, "upstream": await self.upstream.ready()}
         if self.jwks is not None:
             checks["jwks"] = self.jwks.ready
         ready = all(checks.values())
-        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
-
-
-GATEWAY_KEY = web.AppKey("gateway", Gateway)
-
-
-def create_app(settings: GatewaySettings) -> web.Application:
-    """The aiohttp application; `client_max_size` makes aiohttp itself refuse oversize bodies."""
-    gateway = Gateway(settings)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_http_errors])
-    app[GATEWAY_KEY] = gateway
-    app.on_startup.append(gateway.start)
-    app.on_cleanup.append(gateway.stop)
-    app.router.add_get("/healthz", gateway.healthz, allow_head=False)
-    app.router.add_get("/readyz", gateway.readyz, allow_head=False)
-    # Every path, decoded newlines included (aiohttp matches on the decoded path): the gateway's own parser
-    # decides on the raw target, so nothing may fall through to aiohttp's text 404.
-    app.router.add_route("*", "/{tail:(?s:.*)}", gateway.handle, expect_handler=defer_continue)
-    return app
+        return json_reply(200 if ready else 503, {"ready": ready, "checks": checks}, [("Server", SERVER_NAME)])

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from .protocol import Reply, json_reply
 
 
 class GatewayError(Exception):
@@ -19,22 +17,6 @@ class GatewayError(Exception):
         self.headers = dict(headers or {})
 
 
-def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> web.Response:
+def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> Reply:
     """Build the JSON error body; `detail` is always a fixed gateway phrase, never client input."""
-    return web.Response(
-        status=status,
-        body=json.dumps({"detail": detail}).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-@web.middleware
-async def json_http_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own refusals (e.g. no route for a `*` or CONNECT target) in the same JSON shape, not its text page."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(exc.status, exc.reason.lower(), {"Server": "taskgate"})
+    return json_reply(status, {"detail": detail}, list((headers or {}).items()))

@@ -35,10 +35,11 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     """Read a whole client-session response body, refusing (not truncating) one larger than `limit`."""
     if (resp.content_length or 0) > limit:
         raise BodyTooLarge
-    return await _read_stream(resp.content, limit)
+    return await read_stream(resp.content, limit)
 
 
-async def _read_stream(stream: StreamReader, limit: int) -> bytes:
+async def read_stream(stream: StreamReader, limit: int) -> bytes:
+    """Read a whole body, refusing (not truncating) one larger than `limit`."""
     body = bytearray()
     while chunk := await stream.readany():
         body += chunk
@@ -170,7 +171,7 @@ class Upstream:
                 MAX_RESPONSE_BYTES
             ):
                 raise BodyTooLarge
-            body = await _read_stream(payload, MAX_RESPONSE_BYTES)
+            body = await read_stream(payload, MAX_RESPONSE_BYTES)
         except BaseException:
             proto.abort()
             raise

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterable
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 FORWARDED_REQUEST_HEADERS = (
     "Accept",
@@ -41,7 +41,16 @@ HOP_BY_HOP = frozenset(
         "Upgrade",
     )
 )
-_RESPONSE_DROPPED = HOP_BY_HOP | {"x-user-id", "x-gateway-assertion", "server", "content-length", "date"}
+# CORS is decided at the gateway alone (cors.py), so the service cannot widen it.
+CORS_RESPONSE_HEADERS = frozenset(
+    "access-control-" + name
+    for name in ("allow-origin", "allow-credentials", "expose-headers", "allow-methods", "allow-headers", "max-age")
+)
+_RESPONSE_DROPPED = (
+    HOP_BY_HOP
+    | CORS_RESPONSE_HEADERS
+    | {"x-user-id", "x-gateway-assertion", "server", "content-length", "date", "x-request-id"}
+)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _RID_PREFIX = os.urandom(6).hex()
@@ -101,13 +110,13 @@ def upstream_request_headers(
     return out
 
 
-def client_response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """End-to-end headers of the upstream response; framing is redone by the gateway's own server."""
-    named_in_connection = _named_in_connection(upstream)
-    out: CIMultiDict[str] = CIMultiDict()
+def client_response_headers(upstream: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
+    """End-to-end headers of the upstream response; framing (and X-Request-Id) is redone by the gateway."""
+    named_in_connection = _named_in_connection(upstream) if "Connection" in upstream else frozenset()
+    out: list[tuple[str, str]] = []
     for name, value in upstream.items():
         lowered = name.lower()
         if lowered in _RESPONSE_DROPPED or lowered in named_in_connection:
             continue
-        out.add(name, value)
+        out.append((name, value))
     return out

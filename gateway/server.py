@@ -18,12 +18,10 @@ from types import FrameType
 from aiohttp import http, web
 
 from . import logs
-from .app import GATEWAY_KEY, create_app
-from .connection import MAX_FIELD_SIZE as MAX_FIELD_SIZE
-from .connection import MAX_HEADERS as MAX_HEADERS
-from .connection import MAX_LINE_SIZE as MAX_LINE_SIZE
-from .connection import gateway_runner
+from .app import Gateway
+from .listener import Listener
 from .metrics import admin_app
+from .protocol import ConnectionLimits
 from .settings import ConfigError, GatewaySettings, load_settings
 
 log = logging.getLogger("gateway")
@@ -53,11 +51,48 @@ def serve(settings: GatewaySettings, *, worker: int = 0, reuse_port: bool = Fals
     asyncio.run(_serve(settings, worker=worker, reuse_port=reuse_port))
 
 
-async def _start_admin(settings: GatewaySettings, app: web.Application, worker: int) -> web.AppRunner | None:
+class RunningGateway:
+    """A started gateway: its collaborators and its public listener, stopped together."""
+
+    def __init__(self, gateway: Gateway, listener: Listener) -> None:
+        self.gateway = gateway
+        self.listener = listener
+
+    @property
+    def port(self) -> int:
+        return self.listener.port
+
+    async def stop(self) -> None:
+        """Stop accepting, drain connections (GATEWAY_SHUTDOWN_TIMEOUT_S), then close the upstream pool."""
+        await self.listener.close(self.gateway.settings.shutdown_timeout_s)
+        await self.gateway.stop()
+
+
+async def open_gateway(
+    settings: GatewaySettings, *, host: str | None = None, port: int | None = None, reuse_port: bool = False
+) -> RunningGateway:
+    """Start a gateway exactly as production does (the tests start theirs through here too)."""
+    gateway = Gateway(settings)
+    await gateway.start()
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s, keepalive_timeout_s=settings.keepalive_timeout_s
+    )
+    listener = Listener(gateway.handle, limits)
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
+    try:
+        await listener.open(host, port, reuse_port=reuse_port)
+    except OSError as exc:
+        await gateway.stop()
+        raise ListenError(f"{host}:{port} ({exc.strerror})") from None
+    return RunningGateway(gateway, listener)
+
+
+async def _start_admin(settings: GatewaySettings, gateway: Gateway, worker: int) -> web.AppRunner | None:
     """Metrics on their own listener (GATEWAY_ADMIN_PORT, + worker index), never on the public port."""
     if settings.admin_port is None:
         return None
-    runner = web.AppRunner(admin_app(app[GATEWAY_KEY].metrics), handle_signals=False, access_log=None)
+    runner = web.AppRunner(admin_app(gateway.metrics), handle_signals=False, access_log=None)
     await runner.setup()
     port = settings.admin_port + worker if settings.admin_port else 0
     host = settings.admin_host or settings.host
@@ -81,20 +116,11 @@ def _tune_gc() -> None:
 
 
 async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) -> None:
-    app = create_app(settings)
-    runner = gateway_runner(app, settings)
-    await runner.setup()
-    site = web.TCPSite(
-        runner, settings.host, settings.port, reuse_port=reuse_port, shutdown_timeout=settings.shutdown_timeout_s
-    )
+    running = await open_gateway(settings, reuse_port=reuse_port)
     try:
-        await site.start()
-        admin = await _start_admin(settings, app, worker)
-    except OSError as exc:
-        await runner.cleanup()
-        raise ListenError(f"{settings.host}:{settings.port} ({exc.strerror})") from None
+        admin = await _start_admin(settings, running.gateway, worker)
     except ListenError:
-        await runner.cleanup()
+        await running.stop()
         raise
     _tune_gc()
     stopping = asyncio.Event()
@@ -103,11 +129,11 @@ async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) ->
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     log.info("gateway draining (up to %.0f s)", settings.shutdown_timeout_s)
-    app[GATEWAY_KEY].draining = True
+    running.gateway.draining = True
     if settings.drain_delay_s:
         # Keep serving while load balancers notice /readyz failing, then stop accepting.
         await asyncio.sleep(settings.drain_delay_s)
-    await runner.cleanup()
+    await running.stop()
     if admin is not None:
         await admin.cleanup()
 

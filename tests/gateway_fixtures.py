@@ -16,10 +16,10 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiohttp.web_runner import BaseRunner
+from yarl import URL
 
-from gateway.app import create_app
-from gateway.connection import gateway_runner
+from gateway.app import Gateway
+from gateway.server import RunningGateway, open_gateway
 from gateway.settings import GatewaySettings
 
 JWT_SECRET = "test-user-token-secret-" + "u" * 24
@@ -103,35 +103,42 @@ async def recorder() -> AsyncIterator[Recorder]:
     await rec.server.close()
 
 
-class GatewayTestServer(TestServer):
-    """A test server running the gateway on the production runner (limits, deadlines, error pages)."""
+@dataclass
+class GatewayUnderTest:
+    """A gateway started through gateway.server.open_gateway (production limits, deadlines, error pages)."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
-        super().__init__(create_app(settings), host="127.0.0.1")
-        self.settings = settings
+    running: RunningGateway
 
-    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
-        return gateway_runner(self.app, self.settings)
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.running.gateway
+
+    def make_url(self, path: str) -> URL:
+        """Like aiohttp's TestServer.make_url: the path is quoted by yarl (raw-byte tests use raw sockets)."""
+        return URL(f"http://127.0.0.1:{self.port}").join(URL(path))
 
 
-GatewayFactory = Callable[..., Awaitable[TestServer]]
+GatewayFactory = Callable[..., Awaitable[GatewayUnderTest]]
 
 
 @pytest.fixture
 async def start_gateway(recorder: Recorder) -> AsyncIterator[GatewayFactory]:
     """Starts a gateway on a real loopback port with production HTTP limits; settings overridable."""
-    servers: list[TestServer] = []
+    started: list[RunningGateway] = []
 
-    async def start(**overrides: Any) -> TestServer:
+    async def start(**overrides: Any) -> GatewayUnderTest:
         upstream = overrides.pop("upstream_url", recorder.url)
-        server = GatewayTestServer(gateway_settings(upstream, **overrides))
-        await server.start_server()
-        servers.append(server)
-        return server
+        running = await open_gateway(gateway_settings(upstream, **overrides), host="127.0.0.1", port=0)
+        started.append(running)
+        return GatewayUnderTest(running)
 
     yield start
-    for server in servers:
-        await server.close()
+    for running in started:
+        await running.stop()
 
 
 async def raw_request(port: int, data: bytes, timeout: float = 5.0) -> bytes:

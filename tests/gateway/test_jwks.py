@@ -18,8 +18,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from gateway.app import GATEWAY_KEY
-from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
+from tests.gateway_fixtures import GatewayFactory, GatewayUnderTest, Recorder, bearer, make_token
 
 ISSUER = "http://auth.example"
 
@@ -104,7 +103,7 @@ async def issuer() -> AsyncIterator[Issuer]:
     await iss.server.close()
 
 
-async def start_jwks_gateway(start_gateway: GatewayFactory, issuer: Issuer, **overrides: Any) -> TestServer:
+async def start_jwks_gateway(start_gateway: GatewayFactory, issuer: Issuer, **overrides: Any) -> GatewayUnderTest:
     settings: dict[str, Any] = {
         "jwks_url": issuer.url,
         "jwt_issuer": ISSUER,
@@ -115,7 +114,7 @@ async def start_jwks_gateway(start_gateway: GatewayFactory, issuer: Issuer, **ov
     return await start_gateway(**settings)
 
 
-async def get_status(gw: TestServer, token: str, path: str = "/api/alice/tasks") -> int:
+async def get_status(gw: GatewayUnderTest, token: str, path: str = "/api/alice/tasks") -> int:
     async with ClientSession() as client:
         resp = await client.get(gw.make_url(path), headers=bearer(token))
         return resp.status
@@ -194,7 +193,7 @@ async def test_key_added_during_a_fetch_in_flight_is_still_found(
     """A fetch that began before the issuer rotated cannot hold the new key: one more fetch must follow."""
     issuer.add("old", "EdDSA")
     gw = await start_jwks_gateway(start_gateway, issuer, jwks_refetch_cooldown_s=0)
-    tokens = gw.app[GATEWAY_KEY].tokens
+    tokens = gw.gateway.tokens
     stranger = Issuer()
     stranger.add("new", "EdDSA")
     issuer.hold = asyncio.Event()

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from gateway.app import GATEWAY_KEY, Gateway, create_app
-from gateway.connection import gateway_runner
+from gateway.app import Gateway
+from gateway.server import RunningGateway, open_gateway
 from tests.gateway_fixtures import Recorder, gateway_settings
 from tests.security.wire import WireUpstream, wire_upstream
 
@@ -32,23 +31,18 @@ EdgeFactory = Callable[..., Awaitable[Edge]]
 
 @pytest.fixture
 async def edge(recorder: Recorder) -> AsyncIterator[EdgeFactory]:
-    """Start gateways through gateway.connection.gateway_runner (production limits, deadlines, error pages)."""
-    runners: list[web.AppRunner] = []
+    """Start gateways through gateway.server.open_gateway (production limits, deadlines, error pages)."""
+    started: list[RunningGateway] = []
 
     async def start(**overrides: Any) -> Edge:
         upstream = overrides.pop("upstream_url", recorder.url)
-        settings = gateway_settings(upstream, **overrides)
-        app = create_app(settings)
-        runner = gateway_runner(app, settings)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return Edge(runner.addresses[0][1], app[GATEWAY_KEY])
+        running = await open_gateway(gateway_settings(upstream, **overrides), host="127.0.0.1", port=0)
+        started.append(running)
+        return Edge(running.port, running.gateway)
 
     yield start
-    for runner in runners:
-        await runner.cleanup()
+    for running in started:
+        await running.stop()
 
 
 @pytest.fixture

@@ -16,15 +16,13 @@ from typing import Any
 
 import httptools
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.routing import compile_path
 
-from gateway.app import create_app
-from gateway.connection import gateway_runner
 from gateway.forward import Upstream
 from gateway.paths import ROUTE_COLLECTION, ROUTE_COMPLETE, ROUTE_ITEM, BadTarget, NotRouted, parse_target
+from gateway.server import open_gateway
 from gateway.tokens import (
     ASSERTION_TYPE,
     MAX_TOKEN_LENGTH,
@@ -282,11 +280,9 @@ def live(loop: asyncio.AbstractEventLoop) -> Iterator[LiveGateway]:
     upstream_cm = wire_upstream()
     wire = loop.run_until_complete(upstream_cm.__aenter__())
     config = gateway_settings(wire.url)
-    runner = gateway_runner(create_app(config), config)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-    yield LiveGateway(runner.addresses[0][1], wire)
-    loop.run_until_complete(runner.cleanup())
+    running = loop.run_until_complete(open_gateway(config, host="127.0.0.1", port=0))
+    yield LiveGateway(running.port, wire)
+    loop.run_until_complete(running.stop())
     loop.run_until_complete(upstream_cm.__aexit__(None, None, None))
 
 

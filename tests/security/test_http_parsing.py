@@ -1,7 +1,7 @@
 """What the HTTP layer does with requests it cannot read: JSON 400/431, nothing echoed or logged, nothing forwarded.
 
 aiohttp's own error page quotes the offending request line (an Authorization header included) and names the
-server version; gateway.connection replaces it. Also here: the C-parser start-up check, protocol upgrades,
+server version; gateway.protocol answers it. Also here: the C-parser start-up check, protocol upgrades,
 header limits, CR/LF/NUL injection and Host abuse.
 """
 
@@ -15,7 +15,7 @@ import sys
 import pytest
 from aiohttp import http, http_parser
 
-from gateway import server
+from gateway import protocol, server
 from gateway.app import Gateway
 from gateway.settings import ConfigError
 from tests.gateway_fixtures import INTERNAL_SECRET, JWT_SECRET, make_token
@@ -86,12 +86,12 @@ async def test_oversize_header_fields_are_431_without_echo(
 
 async def test_too_many_headers_are_refused(edge: EdgeFactory, wire: WireUpstream) -> None:
     gw = await edge(upstream_url=wire.url)
-    many = [f"X-H{i}: v" for i in range(server.MAX_HEADERS + 1)]
+    many = [f"X-H{i}: v" for i in range(protocol.MAX_HEADERS + 1)]
     ex = await exchange(gw.port, request("GET", "/api/alice/tasks", *many, token=TOKEN))
     assert ex.status == 400 and json.loads(ex.responses[0].body)["detail"] == "malformed HTTP request"
     assert wire.seen == []
     # one header fewer than the limit is still a normal request
-    ex = await exchange(gw.port, request("GET", "/api/alice/tasks", *many[: server.MAX_HEADERS - 3], token=TOKEN))
+    ex = await exchange(gw.port, request("GET", "/api/alice/tasks", *many[: protocol.MAX_HEADERS - 3], token=TOKEN))
     assert ex.status == 200 and len(wire.seen) == 1
 
 

@@ -1,0 +1,374 @@
+"""The client connection: llhttp parses each request, the gateway frames each answer itself.
+
+aiohttp's web server spends about 25 µs a request on objects the gateway never uses (a Request with lazy
+properties, a router, middleware, a StreamResponse state machine). This protocol keeps what matters from it —
+aiohttp's C parser (llhttp, strict mode) with its flow control and pipelining bound — and answers with bytes
+built in one place. It also owns the connection-level defences that aiohttp's handler lacked:
+
+- a deadline for request heads (a client trickling header bytes is answered 408 and closed);
+- error pages that echo nothing (the parser's message quotes raw bytes, an Authorization line included);
+- no protocol switching: an `Upgrade` or `CONNECT` request gets a plain answer and the connection ends, so
+  bytes sent after its head are never read as a request;
+- an answer sent before the request body was read ends the connection after a short linger, so the unread
+  body can never be parsed as the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
+
+from aiohttp import HttpVersion, HttpVersion10, http_exceptions
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http import HttpRequestParser, RawRequestMessage
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from multidict import CIMultiDictProxy
+
+log = logging.getLogger("gateway")
+
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 100
+# Pipelined requests parsed ahead of the one being answered; beyond this the socket is not read.
+MAX_PIPELINED = 16
+# A request body buffered beyond twice this pauses the socket until the gateway reads it.
+READ_LIMIT = 2**16
+# After an answer sent before the request body was read (413, 408, 401 …), read and discard for at most this
+# long so the client can see the answer before the close, then drop the connection.
+LINGER_S = 1.0
+SERVER_NAME = "taskgate"
+
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+# Phrases for the statuses the HTTP layer produces itself; the parser's own message is never shown or logged.
+_PHRASES = {400: "malformed HTTP request", 431: "request header fields too large", 500: "internal error"}
+
+
+@dataclass(slots=True)
+class Reply:
+    """A complete answer: the gateway never streams, so framing is a Content-Length computed here."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    close: bool = False
+
+
+def json_reply(status: int, payload: object, headers: list[tuple[str, str]] | None = None) -> Reply:
+    return Reply(status, [("Content-Type", "application/json"), *(headers or ())], json.dumps(payload).encode())
+
+
+@dataclass(slots=True)
+class Request:
+    """What the gateway's handler sees of one parsed request; `target` is the raw request-target, unparsed."""
+
+    method: str
+    target: str
+    version: HttpVersion
+    headers: CIMultiDictProxy[str]
+    body: StreamReader
+    peer: str
+    connection: ClientConnection
+
+    @property
+    def has_body(self) -> bool:
+        """Content-Length above zero or chunked; anything else has no body to wait for."""
+        return self.body is not EMPTY_PAYLOAD
+
+    def send_continue(self) -> None:
+        """Invite the body of an `Expect: 100-continue` request, once it has passed every check before the body."""
+        if self.version != HttpVersion10 and self.headers.get("Expect", "").lower() == "100-continue":
+            self.connection.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+Handler = Callable[[Request], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Per-connection limits: the timeouts come from settings, the sizes are fixed for every deployment."""
+
+    header_timeout_s: float
+    keepalive_timeout_s: float
+
+
+class _DateHeader:
+    """The `Date` value, formatted at most once a second for all connections of the process."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._line = b""
+
+    def line(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._line = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return self._line
+
+
+_DATE = _DateHeader()
+
+
+def encode_reply(reply: Reply, *, keep_alive: bool, http10: bool, head: bool) -> bytes:
+    """Status line, headers, framing and body. Header values are the gateway's own or llhttp-parsed upstream
+    values (no CR or LF can survive either), so they are written as they are."""
+    parts = [b"HTTP/1.1 %d %s\r\n" % (reply.status, _REASONS.get(reply.status, "Unknown").encode())]
+    for name, value in reply.headers:
+        parts.append(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape"))
+    parts.append(b"Content-Length: %d\r\n" % len(reply.body))
+    parts.append(_DATE.line())
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    elif http10:
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    if not head:
+        parts.append(reply.body)
+    return b"".join(parts)
+
+
+_HEAD_TIMEOUT = encode_reply(
+    json_reply(408, {"detail": "request header timeout"}, [("Server", SERVER_NAME)]),
+    keep_alive=False,
+    http10=False,
+    head=False,
+)
+
+Message = RawRequestMessage | http_exceptions.HttpProcessingError
+
+
+class Connections:
+    """The open connections of one listener, so shutdown can drain them and know when none is left."""
+
+    def __init__(self) -> None:
+        self.open: set[ClientConnection] = set()
+        self._none_left = asyncio.Event()
+        self._none_left.set()
+
+    def add(self, connection: ClientConnection) -> None:
+        self.open.add(connection)
+        self._none_left.clear()
+
+    def discard(self, connection: ClientConnection) -> None:
+        self.open.discard(connection)
+        if not self.open:
+            self._none_left.set()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Close idle connections now, busy ones after their answer; abort what is left after `timeout_s`."""
+        for connection in list(self.open):
+            connection.close_if_idle()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._none_left.wait()
+        except TimeoutError:
+            for connection in list(self.open):
+                connection.abort()
+
+
+class ClientConnection(BaseProtocol):
+    """One client connection: parse, queue pipelined requests, answer them in order, enforce the deadlines."""
+
+    def __init__(self, handler: Handler, limits: ConnectionLimits, registry: Connections) -> None:
+        loop = asyncio.get_running_loop()
+        super().__init__(loop)
+        self._handler = handler
+        self._limits = limits
+        self._registry = registry
+        self._requests = HttpRequestParser(
+            self,
+            loop,
+            READ_LIMIT,
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            max_headers=MAX_HEADERS,
+            # Request bodies are forwarded as received and never inflated here (no decompression bombs).
+            auto_decompress=False,
+            max_msg_queue_size=MAX_PIPELINED,
+        )
+        self._parser = self._requests  # BaseProtocol pauses it when a request body buffers too much
+        self._queue: collections.deque[tuple[Message, StreamReader]] = collections.deque()
+        self._task: asyncio.Task[None] | None = None
+        self._body: StreamReader = EMPTY_PAYLOAD
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting_for_head = False
+        self._ending = False  # no further request is read; the connection closes after the current answer
+        self.peer = ""
+        self.draining = False
+
+    # transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if peername else ""
+        self._registry.add(self)
+        self._arm(self._limits.keepalive_timeout_s, self._idle_expired)
+
+    def data_received(self, data: bytes) -> None:
+        if self._ending:
+            return  # lingering after a final answer: discard
+        try:
+            messages, upgraded, _tail = self._requests.feed_data(data)
+        except http_exceptions.HttpProcessingError as exc:
+            self._ending = True
+            if not self._body.is_eof():
+                self._body.set_exception(exc)  # a broken body fails the read of the request in progress
+            self._queue.append((exc, EMPTY_PAYLOAD))
+            self._kick()
+            return
+        if messages:
+            self._queue.extend(messages)
+            if upgraded:
+                self._ending = True
+            if len(self._queue) >= MAX_PIPELINED:
+                self._pause_reading_for_buffer()
+            self._kick()
+        elif data and self._task is None and not self._waiting_for_head:
+            # Bytes arrived while no request is complete: a request head has started and must finish in time.
+            self._arm(self._limits.header_timeout_s, self._head_expired)
+            self._waiting_for_head = True
+
+    def eof_received(self) -> bool:
+        self._ending = True
+        if not self._body.is_eof():
+            self._body.set_exception(ConnectionResetError("client closed before the body was complete"))
+        # Nothing left to answer: let the transport close. Otherwise half-closed: the answer is still written.
+        return self._task is not None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self._registry.discard(self)
+        self._disarm()
+        self._ending = True
+        self._queue.clear()
+        if not self._body.is_eof():
+            self._body.set_exception(ConnectionResetError("client disconnected"))
+
+    # answering
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def _kick(self) -> None:
+        if self._task is None:
+            self._disarm()
+            self._task = self._loop.create_task(self._answer_queued())
+
+    async def _answer_queued(self) -> None:
+        try:
+            while self._queue and self.transport is not None:
+                message, body = self._queue.popleft()
+                if isinstance(message, http_exceptions.HttpProcessingError):
+                    self._refuse(message)
+                    return
+                self._requests.message_consumed()
+                if self._buffer_paused and len(self._queue) < MAX_PIPELINED // 2:
+                    self._resume_reading_for_buffer()
+                    self.data_received(b"")  # parse what the parser held back while the queue was full
+                if not await self._answer(message, body):
+                    return
+                if self._paused:
+                    await self._drain_helper()  # a client that does not read gets no more answers queued
+        except ConnectionError:
+            return
+        finally:
+            self._task = None
+        if self.transport is not None:
+            if self._ending:
+                self.transport.close()  # the client half-closed, or nothing more will be read
+            else:
+                self._arm(self._limits.keepalive_timeout_s, self._idle_expired)
+
+    async def _answer(self, message: RawRequestMessage, body: StreamReader) -> bool:
+        """Answer one request; False when the connection ends with this answer."""
+        self._body = body
+        request = Request(message.method, message.path, message.version, message.headers, body, self.peer, self)
+        try:
+            reply = await self._handler(request)
+        except Exception as exc:
+            # The class and the place only: an exception's message may quote request bytes (a token included).
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{frame.filename}:{frame.lineno} in {frame.name}"
+            log.error(
+                "unexpected failure while answering a request", extra={"error": type(exc).__name__, "where": where}
+            )
+            reply = json_reply(500, {"detail": _PHRASES[500]}, [("Server", SERVER_NAME)])
+            reply.close = True
+        self._body = EMPTY_PAYLOAD
+        # Never switch protocols or read past an upgrade: that answer is the connection's last.
+        upgrade = message.upgrade or "Upgrade" in message.headers or message.method == "CONNECT"
+        unread_body = not body.is_eof()
+        last = self._ending and not self._queue
+        keep_alive = not (reply.close or message.should_close or upgrade or unread_body or last or self.draining)
+        http10 = message.version == HttpVersion10
+        self.write(encode_reply(reply, keep_alive=keep_alive, http10=http10, head=message.method == "HEAD"))
+        if keep_alive:
+            return True
+        self._end(linger=unread_body or upgrade)
+        return False
+
+    def _refuse(self, exc: http_exceptions.HttpProcessingError) -> None:
+        """Answer a request the parser could not read; only the exception's class is logged."""
+        status = 431 if isinstance(exc, http_exceptions.LineTooLong) else 400
+        extra = {"status": status, "error": type(exc).__name__, "peer": self.peer}
+        log.info("request refused by the HTTP layer", extra=extra)
+        reply = json_reply(status, {"detail": _PHRASES[status]}, [("Server", SERVER_NAME)])
+        self.write(encode_reply(reply, keep_alive=False, http10=False, head=False))
+        self._end(linger=True)
+
+    def _end(self, *, linger: bool) -> None:
+        """Close after the answer; with unread bytes behind it, half-close first and discard what still comes, so
+        the client reads the answer instead of a reset."""
+        self._ending = True
+        transport = self.transport
+        if transport is None:
+            return
+        if linger and transport.can_write_eof():
+            transport.write_eof()
+            self._arm(LINGER_S, transport.close)
+        else:
+            transport.close()
+
+    # timers
+
+    def _arm(self, delay: float, callback: Callable[[], object]) -> None:
+        self._disarm()
+        self._timer = self._loop.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        self._waiting_for_head = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle_expired(self) -> None:
+        self._timer = None
+        if self._task is None and self.transport is not None:
+            self.transport.close()
+
+    def _head_expired(self) -> None:
+        self._timer = None
+        if self._task is None and self.transport is not None:
+            log.info("request head not complete in time; closing", extra={"peer": self.peer})
+            self.transport.write(_HEAD_TIMEOUT)
+            self._end(linger=True)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_if_idle(self) -> None:
+        """For draining: an idle connection closes now, a busy one after its current answer."""
+        self.draining = True
+        if self._task is None and self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,129 @@
+"""The gateway's own connection handling (gateway/protocol.py): pipelining, framing, keep-alive and draining.
+
+The security suite covers the hostile side (deadlines, unreadable requests, upgrades, smuggling); these are the
+ordinary HTTP/1.1 duties a server has once it no longer borrows aiohttp's web server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+
+from aiohttp import web
+
+from gateway import protocol
+from tests.gateway_fixtures import GatewayFactory, Recorder, make_token
+from tests.security.wire import exchange, parse_responses, request
+
+TOKEN = make_token("alice")
+
+
+def keep(method: str, target: str, *headers: str, version: str = "HTTP/1.1") -> bytes:
+    return request(method, target, *headers, token=TOKEN, close=False, version=version)
+
+
+async def test_pipelined_requests_are_answered_in_order(recorder: Recorder, start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway()
+    count = protocol.MAX_PIPELINED * 2 + 3  # more than the parser may hold: reading pauses and resumes
+    burst = b"".join(keep("GET", f"/api/alice/tasks?n={i}", f"X-Request-Id: req-{i}") for i in range(count))
+    ex = await exchange(gw.port, burst + request("GET", "/api/alice/tasks?n=last", token=TOKEN), timeout=10)
+    answers = ex.responses
+    assert ex.closed and [r.status for r in answers] == [200] * (count + 1)
+    assert [r.header("X-Request-Id")[0] for r in answers[:count]] == [f"req-{i}" for i in range(count)]
+    assert [r.raw_path for r in recorder.received] == [f"/api/alice/tasks?n={i}" for i in range(count)] + [
+        "/api/alice/tasks?n=last"
+    ]
+
+
+async def test_garbage_after_a_good_request_is_answered_400_and_closed(
+    recorder: Recorder, start_gateway: GatewayFactory
+) -> None:
+    gw = await start_gateway()
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(keep("GET", "/api/alice/tasks"))
+    first = await reader.readuntil(b'[{"ok": true}]')
+    writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+    async with asyncio.timeout(5):
+        rest = await reader.read(-1)
+    writer.close()
+    assert [r.status for r in parse_responses(first + rest)] == [200, 400]
+    assert len(recorder.received) == 1
+    # In one segment the parser refuses the whole read: the good request is not forwarded either (fail closed).
+    ex = await exchange(gw.port, keep("GET", "/api/alice/tasks") + b"NOT HTTP AT ALL\r\n\r\n")
+    assert ex.closed and [r.status for r in ex.responses] == [400]
+    assert len(recorder.received) == 1
+
+
+async def test_head_answers_carry_no_body(start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway()
+    ex = await exchange(gw.port, request("HEAD", "/healthz"))
+    head, _, rest = ex.data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET\r\n" in head
+    assert int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) > 0
+    assert rest == b"" and ex.closed
+
+
+async def test_http_1_0_keep_alive_is_honoured_only_when_asked(
+    recorder: Recorder, start_gateway: GatewayFactory
+) -> None:
+    gw = await start_gateway()
+    asked = keep("GET", "/api/alice/tasks", "Connection: keep-alive", version="HTTP/1.0")
+    ex = await exchange(gw.port, asked + asked, timeout=1)
+    answers = ex.responses
+    assert [r.status for r in answers] == [200, 200] and not ex.closed
+    assert answers[0].header("Connection") == ["keep-alive"]
+    plain = await exchange(gw.port, keep("GET", "/api/alice/tasks", version="HTTP/1.0"))
+    assert plain.closed and [r.header("Connection") for r in plain.responses] == [["close"]]
+    assert len(recorder.received) == 3
+
+
+async def test_a_half_closed_client_still_gets_its_answer(recorder: Recorder, start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway()
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(keep("GET", "/api/alice/tasks") + keep("GET", "/api/alice/tasks/7"))
+    writer.write_eof()
+    async with asyncio.timeout(5):
+        data = await reader.read(-1)  # until the gateway closes
+    writer.close()
+    answers = parse_responses(data)
+    assert [r.status for r in answers] == [200, 200]
+    assert answers[-1].header("Connection") == ["close"]
+    assert [r.raw_path for r in recorder.received] == ["/api/alice/tasks", "/api/alice/tasks/7"]
+
+
+async def test_answers_carry_a_current_date(start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway()
+    ex = await exchange(gw.port, request("GET", "/api/alice/tasks", token=TOKEN))
+    [date] = ex.responses[0].header("Date")
+    assert abs(email.utils.parsedate_to_datetime(date).timestamp() - time.time()) < 5
+
+
+async def test_stopping_closes_idle_connections_and_finishes_busy_ones(
+    recorder: Recorder, start_gateway: GatewayFactory
+) -> None:
+    gw = await start_gateway(shutdown_timeout_s=5.0)
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(_request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return web.json_response([])
+
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    idle_writer.write(keep("GET", "/api/alice/tasks"))
+    first = await idle_reader.readuntil(b'[{"ok": true}]')
+    assert first.startswith(b"HTTP/1.1 200 ")
+    recorder.reply = slow
+    busy = asyncio.create_task(exchange(gw.port, keep("GET", "/api/alice/tasks"), timeout=5))
+    await arrived.wait()
+    stopping = asyncio.create_task(gw.running.stop())
+    async with asyncio.timeout(5):
+        assert await idle_reader.read() == b""  # the idle connection is closed at once
+    release.set()
+    ex = await busy
+    await stopping
+    assert ex.closed and [r.status for r in ex.responses] == [200]
+    assert ex.responses[0].header("Connection") == ["close"]
+    assert not gw.running.listener.connections.open
+    idle_writer.close()

@@ -1,7 +1,10 @@
 -- Replays a pool of pre-built requests round-robin, so wrk spends no per-request time building them.
 -- BENCH_REQUESTS names a file with one request per line, tab-separated:
 --   METHOD <tab> PATH <tab> BODY (or "-") [<tab> Header-Name: value]...
--- BENCH_DELAY_MS, when set, paces each connection (one request per that many ms) for latency runs.
+-- BENCH_DELAY_MS, when set, paces each connection for latency runs: after each answer it waits a random
+-- 0 to 2 x BENCH_DELAY_MS ms (mean BENCH_DELAY_MS). A fixed wait would keep the connections in lockstep:
+-- all of them send in the same instant, every round, so the last in each burst waits for the other 99 and
+-- the p99 measures the burst (99 x the per-request cost), not the latency a proxy adds to a request.
 -- done() prints one JSON line for bench/wrk.py to read.
 
 local pool = {}
@@ -40,7 +43,7 @@ end
 
 if delay_ms then
   function delay()
-    return delay_ms
+    return math.random(0, 2 * delay_ms)
   end
 end
 

@@ -20,7 +20,7 @@ from .headers import UnsafeHeader, client_response_headers, request_id, upstream
 from .jwks import JwksCache
 from .logs import AccessLog
 from .metrics import GatewayMetrics
-from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, parse_target
+from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, checked_target
 from .protocol import SERVER_NAME, Reply, Request, json_reply
 from .ratelimit import RateLimiter
 from .settings import GatewaySettings
@@ -122,7 +122,7 @@ class Gateway:
         if expect is not None and expect.lower() != "100-continue":
             raise GatewayError(417, "only Expect: 100-continue is supported")
         try:
-            return parse_target(request.target)
+            return checked_target(request.target)
         except BadTarget as exc:
             raise GatewayError(400, str(exc)) from None
         except NotRouted:

@@ -72,7 +72,7 @@ class Upstream:
         self._host = url.host
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if url.scheme == "https" else None
-        self._host_header = (url.raw_authority or self._host).encode("ascii")
+        self._host_header = url.raw_authority or self._host
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._idle_s = idle_s
@@ -108,14 +108,11 @@ class Upstream:
 
     def frame(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
         """The complete upstream request; header values were checked for control characters upstream of here."""
-        lines = [f"{method} {target} HTTP/1.1\r\n".encode("ascii"), b"Host: ", self._host_header, b"\r\n"]
-        for name, value in headers:
-            lines.append(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape"))
-        if body or method in BODY_METHODS:
-            lines.append(b"Content-Length: %d\r\n" % len(body))
-        lines.append(b"\r\n")
-        lines.append(body)
-        return b"".join(lines)
+        head = "".join(
+            [f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\n"] + [f"{n}: {v}\r\n" for n, v in headers]
+        )
+        length = b"Content-Length: %d\r\n" % len(body) if body or method in BODY_METHODS else b""
+        return b"".join((head.encode("utf-8", "surrogateescape"), length, b"\r\n", body))
 
     async def send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> UpstreamResponse:
         """One exchange; GATEWAY_UPSTREAM_TIMEOUT_S bounds the wait for a free connection, the connect, and

@@ -27,6 +27,8 @@ FORWARDED_REQUEST_HEADERS = (
     "Cache-Control",
 )
 
+_FORWARDED = {name.lower(): name for name in FORWARDED_REQUEST_HEADERS}
+
 HOP_BY_HOP = frozenset(
     h.lower()
     for h in (
@@ -92,16 +94,19 @@ def upstream_request_headers(
     The gateway writes these lines itself, so every copied value is checked for CR, LF, NUL and other
     controls here even though the server parser already refuses most of them: framing must not depend on it.
     """
-    out: list[tuple[str, str]] = []
-    named_in_connection = _named_in_connection(incoming) if "Connection" in incoming else frozenset()
-    for name in FORWARDED_REQUEST_HEADERS:
-        values = incoming.getall(name, ())
-        if not values or name.lower() in named_in_connection:
+    picked: dict[str, str] = {}
+    for name, value in incoming.items():  # one pass over what the client sent, usually a handful of lines
+        canonical = _FORWARDED.get(name.lower())
+        if canonical is None:
             continue
-        value = values[0] if len(values) == 1 else ", ".join(values)
         if _CONTROL.search(value):
-            raise UnsafeHeader(name)
-        out.append((name, value))
+            raise UnsafeHeader(canonical)
+        earlier = picked.get(canonical)
+        picked[canonical] = value if earlier is None else f"{earlier}, {value}"
+    if picked and "Connection" in incoming:
+        named_in_connection = _named_in_connection(incoming)
+        picked = {name: value for name, value in picked.items() if name.lower() not in named_in_connection}
+    out = list(picked.items())
     out.append(("X-User-Id", user_id))
     out.append(("X-Gateway-Assertion", assertion))
     out.append(("X-Request-Id", request_id))

@@ -8,6 +8,7 @@ the target is later forwarded unchanged.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
@@ -98,3 +99,8 @@ def parse_target(raw: str) -> Target:
     else:
         methods, route = _METHODS_COLLECTION, ROUTE_COLLECTION
     return Target(raw=raw, path=path, user_id=match.group(1), methods=methods, route=route)
+
+
+# Clients repeat their targets (a user's list, a task they just touched), so accepted targets are remembered;
+# a refused one raises and is never cached. Bounded: at most 1,024 × MAX_TARGET_LENGTH characters.
+checked_target = functools.lru_cache(maxsize=1024)(parse_target)

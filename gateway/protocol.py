@@ -46,7 +46,13 @@ READ_LIMIT = 2**16
 LINGER_S = 1.0
 SERVER_NAME = "taskgate"
 
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+def _status_line(status: int) -> bytes:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
+    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
+
+
+_STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
 # Phrases for the statuses the HTTP layer produces itself; the parser's own message is never shown or logged.
 _PHRASES = {400: "malformed HTTP request", 431: "request header fields too large", 500: "internal error"}
 
@@ -115,31 +121,38 @@ class _DateHeader:
 
 
 _DATE = _DateHeader()
+# (keep_alive, http10) → the Connection line: HTTP/1.1 keeps alive by default, HTTP/1.0 only when told.
+_CONNECTION = {
+    (False, False): b"Connection: close\r\n",
+    (False, True): b"Connection: close\r\n",
+    (True, False): b"",
+    (True, True): b"Connection: keep-alive\r\n",
+}
 
 
-def encode_reply(reply: Reply, *, keep_alive: bool, http10: bool, head: bool) -> bytes:
+def encode_reply(reply: Reply, *, keep_alive: bool, http10: bool, head_only: bool) -> bytes:
     """Status line, headers, framing and body. Header values are the gateway's own or llhttp-parsed upstream
     values (no CR or LF can survive either), so they are written as they are."""
-    parts = [b"HTTP/1.1 %d %s\r\n" % (reply.status, _REASONS.get(reply.status, "Unknown").encode())]
-    for name, value in reply.headers:
-        parts.append(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape"))
-    parts.append(b"Content-Length: %d\r\n" % len(reply.body))
-    parts.append(_DATE.line())
-    if not keep_alive:
-        parts.append(b"Connection: close\r\n")
-    elif http10:
-        parts.append(b"Connection: keep-alive\r\n")
-    parts.append(b"\r\n")
-    if not head:
-        parts.append(reply.body)
-    return b"".join(parts)
+    head = "".join([f"{n}: {v}\r\n" for n, v in reply.headers]).encode("utf-8", "surrogateescape")
+    connection = _CONNECTION[keep_alive, http10]
+    return b"".join(
+        (
+            _STATUS_LINES.get(reply.status) or _status_line(reply.status),
+            head,
+            b"Content-Length: %d\r\n" % len(reply.body),
+            _DATE.line(),
+            connection,
+            b"\r\n",
+            b"" if head_only else reply.body,
+        )
+    )
 
 
 _HEAD_TIMEOUT = encode_reply(
     json_reply(408, {"detail": "request header timeout"}, [("Server", SERVER_NAME)]),
     keep_alive=False,
     http10=False,
-    head=False,
+    head_only=False,
 )
 
 Message = RawRequestMessage | http_exceptions.HttpProcessingError
@@ -311,7 +324,7 @@ class ClientConnection(BaseProtocol):
         last = self._ending and not self._queue
         keep_alive = not (reply.close or message.should_close or upgrade or unread_body or last or self.draining)
         http10 = message.version == HttpVersion10
-        self.write(encode_reply(reply, keep_alive=keep_alive, http10=http10, head=message.method == "HEAD"))
+        self.write(encode_reply(reply, keep_alive=keep_alive, http10=http10, head_only=message.method == "HEAD"))
         if keep_alive:
             return True
         self._end(linger=unread_body or upgrade)
@@ -323,7 +336,7 @@ class ClientConnection(BaseProtocol):
         extra = {"status": status, "error": type(exc).__name__, "peer": self.peer}
         log.info("request refused by the HTTP layer", extra=extra)
         reply = json_reply(status, {"detail": _PHRASES[status]}, [("Server", SERVER_NAME)])
-        self.write(encode_reply(reply, keep_alive=False, http10=False, head=False))
+        self.write(encode_reply(reply, keep_alive=False, http10=False, head_only=False))
         self._end(linger=True)
 
     def _end(self, *, linger: bool) -> None:

@@ -13,15 +13,14 @@ import ssl
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
 from aiohttp.streams import StreamReader
 from multidict import CIMultiDictProxy
 from yarl import URL
 
 from .errors import GatewayError
+from .upstream_protocol import StaleConnection, UpstreamConnection
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-MAX_RESPONSE_HEADER_LINE = 16 * 1024
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Methods whose requests always carry Content-Length, even when the body is empty.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -55,10 +54,6 @@ class UpstreamResponse:
     body: bytes
 
 
-class StaleConnection(Exception):
-    """A reused keep-alive connection was closed by the upstream before it answered."""
-
-
 class Upstream:
     """Sends checked requests to the task service and maps every transport failure to 502 or 504."""
 
@@ -78,7 +73,7 @@ class Upstream:
         self._idle_s = idle_s
         self.pool_size = pool_size
         self._slots = asyncio.Semaphore(pool_size)
-        self._idle: list[tuple[ResponseHandler, float]] = []
+        self._idle: list[tuple[UpstreamConnection, float]] = []
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.inflight = 0
@@ -93,8 +88,8 @@ class Upstream:
         )
 
     async def close(self) -> None:
-        for proto, _ in self._idle:
-            proto.close()
+        for conn, _ in self._idle:
+            conn.close()
         self._idle.clear()
         if self._session is not None:
             await self._session.close()
@@ -146,46 +141,42 @@ class Upstream:
             await self._slots.acquire()
 
     async def _exchange(self, request: bytes, *, reuse: bool) -> UpstreamResponse:
-        proto = self._idle_connection() if reuse else None
-        reused = proto is not None
-        if proto is None:
-            proto = await self._connect()
+        conn = self._idle_connection() if reuse else None
+        reused = conn is not None
+        if conn is None:
+            conn = await self._connect()
         try:
-            if proto.transport is None:
-                raise StaleConnection
-            proto.transport.write(request)
-            proto.start_timeout()
             try:
-                message, payload = await proto.read()
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionResetError):
-                if reused:
+                message, payload = await conn.send(request)
+            except OSError:  # ConnectionResetError included: closed before any answer
+                if reused and not conn.answered:
                     raise StaleConnection from None
                 raise
             if message.code < 200:
                 # Never relay an interim or protocol-switch answer: the gateway asked for neither.
                 raise GatewayError(502, "upstream answered with an unexpected status")
-            if message.headers.get("Content-Length", "").isdigit() and int(message.headers["Content-Length"]) > (
-                MAX_RESPONSE_BYTES
-            ):
+            declared = message.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
                 raise BodyTooLarge
             body = await read_stream(payload, MAX_RESPONSE_BYTES)
         except BaseException:
-            proto.abort()
+            conn.abort()
             raise
-        if proto.should_close or message.upgrade:
-            proto.close()
+        conn.done()
+        if conn.should_close or message.upgrade:
+            conn.close()
         else:
-            self._idle.append((proto, self._running_loop.time() + self._idle_s))
+            self._idle.append((conn, self._running_loop.time() + self._idle_s))
         return UpstreamResponse(message.code, message.headers, body)
 
-    def _idle_connection(self) -> ResponseHandler | None:
+    def _idle_connection(self) -> UpstreamConnection | None:
         """The most recently used live connection; expired or closed ones are dropped on the way."""
         now = self._running_loop.time()
         while self._idle:
-            proto, expires = self._idle.pop()
-            if expires > now and proto.is_connected():
-                return proto
-            proto.close()
+            conn, expires = self._idle.pop()
+            if expires > now and conn.usable:
+                return conn
+            conn.close()
         return None
 
     @property
@@ -194,20 +185,12 @@ class Upstream:
             raise RuntimeError("Upstream.start() was not awaited")
         return self._loop
 
-    async def _connect(self) -> ResponseHandler:
+    async def _connect(self) -> UpstreamConnection:
         loop = self._running_loop
-        proto = ResponseHandler(loop)
+        conn = UpstreamConnection(loop, self._timeout_s)
         async with asyncio.timeout(self._connect_timeout_s):
-            await loop.create_connection(lambda: proto, self._host, self._port, ssl=self._ssl)
-        # One llhttp parser per connection, reused for every response on it (the gateway never forwards HEAD,
-        # so every response has a body to read). It is ready for the next message once one is complete.
-        proto.set_response_params(
-            auto_decompress=False,
-            max_line_size=MAX_RESPONSE_HEADER_LINE,
-            max_field_size=MAX_RESPONSE_HEADER_LINE,
-            read_timeout=self._timeout_s,
-        )
-        return proto
+            await loop.create_connection(lambda: conn, self._host, self._port, ssl=self._ssl)
+        return conn
 
     async def ready(self) -> bool:
         """Whether the task service reports itself ready; used by the gateway's /readyz."""

@@ -166,3 +166,37 @@ async def test_stale_keep_alive_post_is_not_replayed(raw_upstream: RawUpstream) 
     assert caught.value.status == 502
     assert [r.split(b" ")[0] for r in raw_upstream.requests] == [b"GET", b"POST"]
     await upstream.close()
+
+
+async def test_a_second_unasked_answer_poisons_the_connection(raw_upstream: RawUpstream) -> None:
+    """Two answers to one request (a desynchronised upstream): the extra one is never served to anybody."""
+    raw_upstream.answer = lambda _h: OK + b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nforeign"
+    upstream = await make_upstream(raw_upstream.url)
+    first = await upstream.send("GET", "/api/a/tasks", [], b"")
+    raw_upstream.answer = lambda _h: OK
+    second = await upstream.send("GET", "/api/a/tasks/1", [], b"")
+    await upstream.close()
+    assert first.body == second.body == b"[]"
+    assert raw_upstream.connections == 2  # the poisoned connection was dropped, not reused
+
+
+async def test_the_timeout_bounds_each_wait_not_the_whole_body(raw_upstream: RawUpstream) -> None:
+    """A body that keeps arriving is read whole even when it takes several timeouts in all."""
+    pieces = 6
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % pieces)
+        for _ in range(pieces):
+            await asyncio.sleep(0.1)  # the upstream's pace, not the test's synchronisation
+            writer.write(b"x")
+            await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    upstream = await make_upstream(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_s=0.25)
+    answer = await upstream.send("GET", "/api/a/tasks", [], b"")
+    await upstream.close()
+    server.close()
+    assert answer.body == b"x" * pieces

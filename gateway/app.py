@@ -103,7 +103,8 @@ class Gateway:
                 outcome = "preflight"
             else:
                 self._check_method(request, target)
-                identity = await self._authenticate(request)
+                token = self._bearer(request)
+                identity = self.tokens.remembered(token) or await self._verify(token)
                 user = identity.user_id
                 self._authorise(identity, target)
                 reply = await self._forward(request, target, identity, rid)
@@ -134,13 +135,18 @@ class Gateway:
             raise GatewayError(405, "method not allowed", {"Allow": ", ".join(sorted(target.methods))})
 
     # 2. authenticate
-    async def _authenticate(self, request: Request) -> Identity:
+    @staticmethod
+    def _bearer(request: Request) -> str:
         try:
             token = bearer_token(request.headers.getall("Authorization", []))
         except AuthorizationMalformed as exc:
             raise GatewayError(400, str(exc), {"WWW-Authenticate": CHALLENGE_MALFORMED}) from None
         if token is None:
             raise GatewayError(401, "bearer token required", {"WWW-Authenticate": CHALLENGE})
+        return token
+
+    async def _verify(self, token: str) -> Identity:
+        """A token not seen (or expired) in the cache: full verification, possibly a JWKS fetch."""
         try:
             return await self.tokens.verify(token)
         except InvalidToken as exc:
@@ -156,7 +162,7 @@ class Gateway:
 
     # 4. forward
     async def _forward(self, request: Request, target: Target, identity: Identity, rid: str) -> Reply:
-        body = await self._read_body(request)
+        body = await self._read_body(request) if request.has_body else b""
         try:
             headers = upstream_request_headers(
                 request.headers,
@@ -174,8 +180,6 @@ class Gateway:
         return Reply(upstream.status, client_response_headers(upstream.headers), upstream.body)
 
     async def _read_body(self, request: Request) -> bytes:
-        if not request.has_body:  # no Content-Length and not chunked: nothing to wait for
-            return b""
         limit = self.settings.max_body_bytes
         declared = request.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:

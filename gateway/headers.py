@@ -99,7 +99,7 @@ def upstream_request_headers(
         canonical = _FORWARDED.get(name.lower())
         if canonical is None:
             continue
-        if _CONTROL.search(value):
+        if not value.isprintable() and _CONTROL.search(value):  # printable text holds no control character
             raise UnsafeHeader(canonical)
         earlier = picked.get(canonical)
         picked[canonical] = value if earlier is None else f"{earlier}, {value}"

@@ -211,8 +211,11 @@ class ClientConnection(BaseProtocol):
         self._queue: collections.deque[tuple[Message, StreamReader]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._body: StreamReader = EMPTY_PAYLOAD
-        self._timer: asyncio.TimerHandle | None = None
-        self._waiting_for_head = False
+        # Two timers: the keep-alive one is pushed back lazily (checked when it fires, not re-created per
+        # request); the other is a head deadline or the linger before a close, and exists only then.
+        self._idle_since = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._ending = False  # no further request is read; the connection closes after the current answer
         self.peer = ""
         self.draining = False
@@ -224,7 +227,8 @@ class ClientConnection(BaseProtocol):
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else ""
         self._registry.add(self)
-        self._arm(self._limits.keepalive_timeout_s, self._idle_expired)
+        self._idle_since = self._loop.time()
+        self._idle_timer = self._loop.call_at(self._idle_since + self._limits.keepalive_timeout_s, self._idle_check)
 
     def data_received(self, data: bytes) -> None:
         if self._ending:
@@ -245,10 +249,9 @@ class ClientConnection(BaseProtocol):
             if len(self._queue) >= MAX_PIPELINED:
                 self._pause_reading_for_buffer()
             self._kick()
-        elif data and self._task is None and not self._waiting_for_head:
+        elif data and self._task is None and self._deadline is None:
             # Bytes arrived while no request is complete: a request head has started and must finish in time.
-            self._arm(self._limits.header_timeout_s, self._head_expired)
-            self._waiting_for_head = True
+            self._deadline = self._loop.call_later(self._limits.header_timeout_s, self._head_expired)
 
     def eof_received(self) -> bool:
         self._ending = True
@@ -260,7 +263,9 @@ class ClientConnection(BaseProtocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
         self._registry.discard(self)
-        self._disarm()
+        for timer in (self._idle_timer, self._deadline):
+            if timer is not None:
+                timer.cancel()
         self._ending = True
         self._queue.clear()
         if not self._body.is_eof():
@@ -274,7 +279,9 @@ class ClientConnection(BaseProtocol):
 
     def _kick(self) -> None:
         if self._task is None:
-            self._disarm()
+            if self._deadline is not None:  # the head it was waiting for is complete
+                self._deadline.cancel()
+                self._deadline = None
             self._task = self._loop.create_task(self._answer_queued())
 
     async def _answer_queued(self) -> None:
@@ -300,7 +307,7 @@ class ClientConnection(BaseProtocol):
             if self._ending:
                 self.transport.close()  # the client half-closed, or nothing more will be read
             else:
-                self._arm(self._limits.keepalive_timeout_s, self._idle_expired)
+                self._idle_since = self._loop.time()
 
     async def _answer(self, message: RawRequestMessage, body: StreamReader) -> bool:
         """Answer one request; False when the connection ends with this answer."""
@@ -348,29 +355,26 @@ class ClientConnection(BaseProtocol):
             return
         if linger and transport.can_write_eof():
             transport.write_eof()
-            self._arm(LINGER_S, transport.close)
+            self._deadline = self._loop.call_later(LINGER_S, transport.close)
         else:
             transport.close()
 
     # timers
 
-    def _arm(self, delay: float, callback: Callable[[], object]) -> None:
-        self._disarm()
-        self._timer = self._loop.call_later(delay, callback)
-
-    def _disarm(self) -> None:
-        self._waiting_for_head = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _idle_expired(self) -> None:
-        self._timer = None
-        if self._task is None and self.transport is not None:
+    def _idle_check(self) -> None:
+        """Close a connection idle for GATEWAY_KEEPALIVE_TIMEOUT_S; otherwise look again when that could be true."""
+        self._idle_timer = None
+        if self.transport is None:
+            return
+        now = self._loop.time()
+        due = self._idle_since + self._limits.keepalive_timeout_s
+        if self._task is None and self._deadline is None and now >= due:
             self.transport.close()
+            return
+        self._idle_timer = self._loop.call_at(max(due, now + 0.05), self._idle_check)
 
     def _head_expired(self) -> None:
-        self._timer = None
+        self._deadline = None
         if self._task is None and self.transport is not None:
             log.info("request head not complete in time; closing", extra={"peer": self.peer})
             self.transport.write(_HEAD_TIMEOUT)

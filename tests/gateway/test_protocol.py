@@ -127,3 +127,23 @@ async def test_stopping_closes_idle_connections_and_finishes_busy_ones(
     assert ex.responses[0].header("Connection") == ["close"]
     assert not gw.running.listener.connections.open
     idle_writer.close()
+
+
+async def test_keep_alive_timeout_counts_from_the_last_answer_not_the_request(
+    recorder: Recorder, start_gateway: GatewayFactory
+) -> None:
+    """A request slower than GATEWAY_KEEPALIVE_TIMEOUT_S is answered; the idle close comes only after it."""
+    gw = await start_gateway(keepalive_timeout_s=0.2)
+
+    async def slow(_request: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)  # the upstream's pace: longer than the keep-alive timeout
+        return web.json_response([])
+
+    recorder.reply = slow
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(keep("GET", "/api/alice/tasks"))
+    async with asyncio.timeout(5):
+        answer = await reader.readuntil(b"[]")
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" not in answer
+        assert await reader.read() == b""  # then closed for idleness, without another byte
+    writer.close()

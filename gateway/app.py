@@ -216,15 +216,13 @@ class Gateway:
         self.metrics.observe(route, request.method, reply.status, outcome, elapsed)
         if self.access_log is not None:
             self.access_log.record(
-                {
-                    "method": request.method,
-                    "route": route,
-                    "status": reply.status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "request_id": rid,
-                    "user": user,
-                    "peer": request.peer,
-                }
+                method=request.method,
+                route=route,
+                status=reply.status,
+                seconds=elapsed,
+                request_id=rid,
+                user=user,
+                peer=request.peer,
             )
         return reply
 

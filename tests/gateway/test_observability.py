@@ -11,7 +11,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from gateway.logs import JsonFormatter
+from gateway.logs import AccessLog, JsonFormatter
 from gateway.metrics import admin_app
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
 
@@ -95,3 +95,17 @@ async def test_rate_limit_is_per_user_and_answers_429(recorder: Recorder, start_
         assert await limited.json() == {"detail": "rate limit exceeded"}
         assert (await client.get(gw.make_url("/api/bob/tasks"), headers=bob)).status == 200
     assert len(recorder.received) == 3
+
+
+def test_access_lines_are_json_whatever_the_values() -> None:
+    """The line is laid out by hand for speed; every value must still come back exactly from a JSON parser."""
+    out = io.StringIO()
+    log = AccessLog(out)
+    odd = 'q"uo\\te\n\u2028é'
+    log.record(method="GET", route=odd, status=503, seconds=0.0012345, request_id=odd, user=None, peer=odd)
+    log.record(method="POST", route="r", status=201, seconds=2.5, request_id="x", user=odd, peer="::1")
+    log.flush()
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["route"] == first["request_id"] == first["peer"] == odd and first["user"] is None
+    assert first["status"] == 503 and first["duration_ms"] == 1.234 and first["logger"] == "gateway.access"
+    assert second["user"] == odd and second["duration_ms"] == 2500.0 and second["ts"].endswith("Z")

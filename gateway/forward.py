@@ -39,6 +39,11 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 
 async def read_stream(stream: StreamReader, limit: int) -> bytes:
     """Read a whole body, refusing (not truncating) one larger than `limit`."""
+    if stream.is_eof():  # the usual case: the whole body came with the head, so nothing to wait for
+        whole = stream.read_nowait()
+        if len(whole) > limit:
+            raise BodyTooLarge
+        return whole
     body = bytearray()
     while chunk := await stream.readany():
         body += chunk

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from prometheus_client import generate_latest
 
 from gateway.logs import AccessLog, JsonFormatter
-from gateway.metrics import admin_app
+from gateway.metrics import GatewayMetrics, admin_app
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
 
 
@@ -109,3 +110,14 @@ def test_access_lines_are_json_whatever_the_values() -> None:
     assert first["route"] == first["request_id"] == first["peer"] == odd and first["user"] is None
     assert first["status"] == 503 and first["duration_ms"] == 1.234 and first["logger"] == "gateway.access"
     assert second["user"] == odd and second["duration_ms"] == 2500.0 and second["ts"].endswith("Z")
+
+
+def test_latency_histogram_buckets_are_cumulative_with_prometheus_bounds() -> None:
+    metrics = GatewayMetrics()
+    for seconds in (0.0001, 0.0005, 0.003, 0.003, 20.0):
+        metrics.observe("/api/{user_id}/tasks", "GET", 200, None, seconds)
+    text = generate_latest(metrics.registry).decode()
+    prefix = 'taskgate_gateway_request_duration_seconds_bucket{le="%s",route="/api/{user_id}/tasks"} %s'
+    for bound, count in (("0.0005", "2.0"), ("0.001", "2.0"), ("0.005", "4.0"), ("15.0", "4.0"), ("+Inf", "5.0")):
+        assert prefix % (bound, count) in text
+    assert 'taskgate_gateway_request_duration_seconds_sum{route="/api/{user_id}/tasks"} 20.0066' in text

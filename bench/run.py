@@ -319,8 +319,9 @@ def render(bench: Bench, costs: dict[str, float], started: float, load_before: s
             else []
         ),
         *([f"- run with niceness {os.nice(0)}"] if os.nice(0) else []),
-        "- paced = each connection sends one request every "
-        f"{PACED_DELAY_MS} ms after the previous answer (latency below saturation)",
+        "- paced = after each answer a connection waits a random 0 to "
+        f"{2 * PACED_DELAY_MS} ms (mean {PACED_DELAY_MS} ms) before its next request: latency below saturation, "
+        "without the connections marching in lockstep",
         "",
     ]
     return "\n".join(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
 
@@ -67,3 +67,37 @@ async def test_actual_responses_carry_cors_for_allowed_origin(
         )
         assert "Access-Control-Allow-Origin" not in evil.headers
     assert len(recorder.received) == 2
+
+
+async def test_cors_is_the_gateways_alone(recorder: Recorder, start_gateway: GatewayFactory) -> None:
+    """An upstream cannot widen CORS or replace the request id; its own Vary survives beside Vary: Origin."""
+
+    async def permissive(_request: web.Request) -> web.Response:
+        return web.json_response(
+            [],
+            headers={
+                "Access-Control-Allow-Origin": "*",
+                "Access-Control-Allow-Credentials": "true",
+                "Access-Control-Expose-Headers": "X-Secret",
+                "Vary": "Accept",
+                "X-Request-Id": "upstream-chose-this",
+            },
+        )
+
+    recorder.reply = permissive
+    gw = await start_gateway()
+    async with ClientSession() as client:
+        allowed = await client.get(
+            gw.make_url("/api/alice/tasks"), headers={**bearer(make_token("alice")), "Origin": ALLOWED}
+        )
+        foreign = await client.get(
+            gw.make_url("/api/alice/tasks"), headers={**bearer(make_token("alice")), "Origin": "http://evil.example"}
+        )
+    assert allowed.status == foreign.status == 200
+    assert allowed.headers.getall("Access-Control-Allow-Origin") == [ALLOWED]
+    assert "X-Secret" not in allowed.headers["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Credentials" not in allowed.headers
+    assert sorted(allowed.headers.getall("Vary")) == ["Accept", "Origin"]
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+    for resp, sent in zip((allowed, foreign), recorder.received, strict=True):
+        assert resp.headers.getall("X-Request-Id") == sent.header("X-Request-Id")

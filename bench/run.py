@@ -98,6 +98,10 @@ def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool
     aio = stack.fixed(uvloop=True)
     bench.case("fixed", "aiohttp server alone, fixed answer (uvloop)", aio, lambda: hs_pool, ratios=True)
     stack.stop(aio)
+    bare = stack.bare(nginx)
+    expect_forwarded(bare, hs_pool[0])
+    bench.case("bare", "taskgate's connection code, no checks (floor)", bare, lambda: hs_pool, ratios=True)
+    stack.stop(bare)
 
     haproxy_cases(bench, nginx, hs_pool)
 

@@ -97,6 +97,12 @@ class Stack:
         args = ["--port", "{port}", *(["--uvloop"] if uvloop else [])]
         return self._python("aiohttp-fixed", "bench.fixed_server", args, {}, PROXY_CORES)
 
+    def bare(self, upstream: Server) -> Server:
+        """The gateway's connection and upstream code with no checks (bench/bare_proxy.py)."""
+        return self._python(
+            "bare-proxy", "bench.bare_proxy", ["--port", "{port}", "--upstream", upstream.url], {}, PROXY_CORES
+        )
+
     def gateway(
         self,
         upstream: Server,

@@ -47,12 +47,11 @@ LINGER_S = 1.0
 SERVER_NAME = "taskgate"
 
 
-def _status_line(status: int) -> bytes:
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
+def _status_line(status: int, phrase: str) -> bytes:
     return f"HTTP/1.1 {status} {phrase}\r\n".encode()
 
 
-_STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
+_STATUS_LINES = {status.value: _status_line(status.value, status.phrase) for status in HTTPStatus}
 # Phrases for the statuses the HTTP layer produces itself; the parser's own message is never shown or logged.
 _PHRASES = {400: "malformed HTTP request", 431: "request header fields too large", 500: "internal error"}
 
@@ -137,7 +136,7 @@ def encode_reply(reply: Reply, *, keep_alive: bool, http10: bool, head_only: boo
     connection = _CONNECTION[keep_alive, http10]
     return b"".join(
         (
-            _STATUS_LINES.get(reply.status) or _status_line(reply.status),
+            _STATUS_LINES.get(reply.status) or _status_line(reply.status, "Unknown"),
             head,
             b"Content-Length: %d\r\n" % len(reply.body),
             _DATE.line(),

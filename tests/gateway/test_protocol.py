@@ -147,3 +147,15 @@ async def test_keep_alive_timeout_counts_from_the_last_answer_not_the_request(
         assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" not in answer
         assert await reader.read() == b""  # then closed for idleness, without another byte
     writer.close()
+
+
+def test_answers_are_framed_by_content_length_whatever_the_status() -> None:
+    """An upstream status the gateway has no phrase for still gets a well-formed status line and framing."""
+    reply = protocol.Reply(599, [("X-A", "1")], b"body")
+    data = protocol.encode_reply(reply, keep_alive=True, http10=False, head_only=False)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 599 Unknown" and b"X-A: 1" in lines and b"Content-Length: 4" in lines
+    assert body == b"body" and not any(line.startswith(b"Connection:") for line in lines)
+    head_only = protocol.encode_reply(reply, keep_alive=False, http10=True, head_only=True)
+    assert head_only.endswith(b"Connection: close\r\n\r\n") and b"Content-Length: 4\r\n" in head_only

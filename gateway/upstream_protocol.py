@@ -32,6 +32,7 @@ class UpstreamConnection(BaseProtocol):
             READ_LIMIT,
             max_line_size=MAX_RESPONSE_HEADER_LINE,
             max_field_size=MAX_RESPONSE_HEADER_LINE,
+            read_until_eof=True,  # a body with neither length nor chunking runs until the upstream closes
             auto_decompress=False,
         )
         self._parser = self._responses  # BaseProtocol pauses it when a response body buffers too much

@@ -200,3 +200,15 @@ async def test_the_timeout_bounds_each_wait_not_the_whole_body(raw_upstream: Raw
     await upstream.close()
     server.close()
     assert answer.body == b"x" * pieces
+
+
+async def test_a_close_delimited_body_is_relayed_whole(raw_upstream: RawUpstream) -> None:
+    """No Content-Length and no chunking: the body runs until the upstream closes (RFC 9112 §6.3), never cut."""
+    raw_upstream.answer = lambda _h: b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[1, 2, 3]"
+    raw_upstream.close_after_answer = True
+    upstream = await make_upstream(raw_upstream.url)
+    answer = await upstream.send("GET", "/api/a/tasks", [], b"")
+    again = await upstream.send("GET", "/api/a/tasks", [], b"")  # the closed connection is not reused
+    await upstream.close()
+    assert answer.status == 200 and answer.body == again.body == b"[1, 2, 3]"
+    assert raw_upstream.connections == 2

@@ -254,8 +254,7 @@ class ClientConnection(BaseProtocol):
 
     def eof_received(self) -> bool:
         self._ending = True
-        if not self._body.is_eof():
-            self._body.set_exception(ConnectionResetError("client closed before the body was complete"))
+        self._fail_open_bodies(ConnectionResetError("client closed before the body was complete"))
         # Nothing left to answer: let the transport close. Otherwise half-closed: the answer is still written.
         return self._task is not None
 
@@ -266,9 +265,14 @@ class ClientConnection(BaseProtocol):
             if timer is not None:
                 timer.cancel()
         self._ending = True
+        self._fail_open_bodies(ConnectionResetError("client disconnected"))
         self._queue.clear()
-        if not self._body.is_eof():
-            self._body.set_exception(ConnectionResetError("client disconnected"))
+
+    def _fail_open_bodies(self, exc: BaseException) -> None:
+        """A body that can no longer complete fails its reader now, instead of at GATEWAY_BODY_TIMEOUT_S."""
+        for body in (self._body, *(queued for _, queued in self._queue)):
+            if not body.is_eof():
+                body.set_exception(exc)
 
     # answering
 

@@ -159,3 +159,21 @@ def test_answers_are_framed_by_content_length_whatever_the_status() -> None:
     assert body == b"body" and not any(line.startswith(b"Connection:") for line in lines)
     head_only = protocol.encode_reply(reply, keep_alive=False, http10=True, head_only=True)
     assert head_only.endswith(b"Connection: close\r\n\r\n") and b"Content-Length: 4\r\n" in head_only
+
+
+async def test_a_body_cut_short_by_the_client_is_400_at_once(recorder: Recorder, start_gateway: GatewayFactory) -> None:
+    """Half-closing mid-body fails that body now — also one still queued behind another request — not after
+    GATEWAY_BODY_TIMEOUT_S; nothing incomplete reaches the upstream."""
+    gw = await start_gateway(body_timeout_s=60.0)
+    whole = keep("POST", "/api/alice/tasks", "Content-Type: application/json", "Content-Length: 2") + b"{}"
+    cut = keep("POST", "/api/alice/tasks", "Content-Type: application/json", "Content-Length: 10") + b'{"ti'
+    for data in (cut, whole + cut):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(data)
+        writer.write_eof()
+        async with asyncio.timeout(5):
+            answers = parse_responses(await reader.read(-1))
+        writer.close()
+        assert [r.status for r in answers][-1] == 400
+        assert answers[-1].body == b'{"detail": "malformed request body"}'
+    assert [r.body for r in recorder.received] == [b"{}"]

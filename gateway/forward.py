@@ -153,6 +153,8 @@ class Upstream:
         try:
             try:
                 message, payload = await conn.send(request)
+            except TimeoutError:  # an OSError too, but a silent upstream may still be working: never replay
+                raise
             except OSError:  # ConnectionResetError included: closed before any answer
                 if reused and not conn.answered:
                     raise StaleConnection from None

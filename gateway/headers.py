@@ -123,5 +123,7 @@ def client_response_headers(upstream: CIMultiDictProxy[str]) -> list[tuple[str, 
         lowered = name.lower()
         if lowered in _RESPONSE_DROPPED or lowered in named_in_connection:
             continue
+        if not value.isprintable() and _CONTROL.search(value):
+            continue  # aiohttp's response parser is lenient: a control byte is dropped here, never relayed
         out.append((name, value))
     return out

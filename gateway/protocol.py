@@ -52,6 +52,7 @@ def _status_line(status: int, phrase: str) -> bytes:
 
 
 _STATUS_LINES = {status.value: _status_line(status.value, status.phrase) for status in HTTPStatus}
+_NO_CONTENT = frozenset({204, 304})
 # Phrases for the statuses the HTTP layer produces itself; the parser's own message is never shown or logged.
 _PHRASES = {400: "malformed HTTP request", 431: "request header fields too large", 500: "internal error"}
 
@@ -134,17 +135,12 @@ def encode_reply(reply: Reply, *, keep_alive: bool, http10: bool, head_only: boo
     values (no CR or LF can survive either), so they are written as they are."""
     head = "".join([f"{n}: {v}\r\n" for n, v in reply.headers]).encode("utf-8", "surrogateescape")
     connection = _CONNECTION[keep_alive, http10]
-    return b"".join(
-        (
-            _STATUS_LINES.get(reply.status) or _status_line(reply.status, "Unknown"),
-            head,
-            b"Content-Length: %d\r\n" % len(reply.body),
-            _DATE.line(),
-            connection,
-            b"\r\n",
-            b"" if head_only else reply.body,
-        )
-    )
+    if reply.status in _NO_CONTENT:  # no body, and no Content-Length either (RFC 9110 §8.6)
+        length, body = b"", b""
+    else:
+        length, body = b"Content-Length: %d\r\n" % len(reply.body), b"" if head_only else reply.body
+    status_line = _STATUS_LINES.get(reply.status) or _status_line(reply.status, "Unknown")
+    return b"".join((status_line, head, length, _DATE.line(), connection, b"\r\n", body))
 
 
 _HEAD_TIMEOUT = encode_reply(
@@ -215,6 +211,8 @@ class ClientConnection(BaseProtocol):
         self._idle_since = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._head_overdue = False  # the head deadline passed while an answer was still being written
+        self._last_body: StreamReader = EMPTY_PAYLOAD  # body of the last request parsed: bytes past it are a head
         self._ending = False  # no further request is read; the connection closes after the current answer
         self.peer = ""
         self.draining = False
@@ -232,24 +230,26 @@ class ClientConnection(BaseProtocol):
     def data_received(self, data: bytes) -> None:
         if self._ending:
             return  # lingering after a final answer: discard
+        between_requests = self._last_body.is_eof()  # so these bytes cannot belong to a body
         try:
             messages, upgraded, _tail = self._requests.feed_data(data)
         except http_exceptions.HttpProcessingError as exc:
             self._ending = True
-            if not self._body.is_eof():
-                self._body.set_exception(exc)  # a broken body fails the read of the request in progress
+            self._fail_open_bodies(exc)  # a broken body fails its reader, queued or in progress
             self._queue.append((exc, EMPTY_PAYLOAD))
             self._kick()
             return
         if messages:
+            self._last_body = messages[-1][1]
             self._queue.extend(messages)
             if upgraded:
                 self._ending = True
             if len(self._queue) >= MAX_PIPELINED:
                 self._pause_reading_for_buffer()
+            self._stop_head_deadline()
             self._kick()
-        elif data and self._task is None and self._deadline is None:
-            # Bytes arrived while no request is complete: a request head has started and must finish in time.
+        elif data and between_requests and self._deadline is None:
+            # A request head has started (while idle, or pipelined behind an answer) and must finish in time.
             self._deadline = self._loop.call_later(self._limits.header_timeout_s, self._head_expired)
 
     def eof_received(self) -> bool:
@@ -282,9 +282,6 @@ class ClientConnection(BaseProtocol):
 
     def _kick(self) -> None:
         if self._task is None:
-            if self._deadline is not None:  # the head it was waiting for is complete
-                self._deadline.cancel()
-                self._deadline = None
             self._task = self._loop.create_task(self._answer_queued())
 
     async def _answer_queued(self) -> None:
@@ -301,16 +298,30 @@ class ClientConnection(BaseProtocol):
                 if not await self._answer(message, body):
                     return
                 if self._paused:
-                    await self._drain_helper()  # a client that does not read gets no more answers queued
-        except ConnectionError:
+                    # A client that does not read gets no more answers queued, and is let go in time.
+                    async with asyncio.timeout(self._limits.keepalive_timeout_s):
+                        await self._drain_helper()
+        except TimeoutError:
+            log.info("client did not read its answers in time; closing", extra={"peer": self.peer})
+            self.abort()
+            return
+        except OSError:  # the client is gone
+            self.abort()
             return
         finally:
             self._task = None
-        if self.transport is not None:
-            if self._ending:
-                self.transport.close()  # the client half-closed, or nothing more will be read
-            else:
-                self._idle_since = self._loop.time()
+        if self.transport is None:
+            return
+        if self._head_overdue:
+            self._head_timed_out()
+        elif self._ending:
+            self._end(linger=False)  # the client half-closed, or nothing more will be read
+        else:
+            self._idle_since = self._loop.time()
+            if self._idle_timer is None:
+                self._idle_timer = self._loop.call_at(
+                    self._idle_since + self._limits.keepalive_timeout_s, self._idle_check
+                )
 
     async def _answer(self, message: RawRequestMessage, body: StreamReader) -> bool:
         """Answer one request; False when the connection ends with this answer."""
@@ -353,35 +364,56 @@ class ClientConnection(BaseProtocol):
         """Close after the answer; with unread bytes behind it, half-close first and discard what still comes, so
         the client reads the answer instead of a reset."""
         self._ending = True
+        self._stop_head_deadline()
         transport = self.transport
         if transport is None:
             return
         if linger and transport.can_write_eof():
-            transport.write_eof()
-            self._deadline = self._loop.call_later(LINGER_S, transport.close)
+            try:
+                transport.write_eof()
+            except OSError:  # the client is already gone
+                self.abort()
+                return
+            self._deadline = self._loop.call_later(LINGER_S, self._close)
         else:
-            transport.close()
+            self._close()
+
+    def _close(self) -> None:
+        """Close once written; a client that never reads what is left is cut off after the keep-alive timeout."""
+        if self.transport is not None:
+            self.transport.close()
+            self._deadline = self._loop.call_later(self._limits.keepalive_timeout_s, self.abort)
 
     # timers
 
     def _idle_check(self) -> None:
         """Close a connection idle for GATEWAY_KEEPALIVE_TIMEOUT_S; otherwise look again when that could be true."""
         self._idle_timer = None
-        if self.transport is None:
-            return
-        now = self._loop.time()
+        if self.transport is None or self._task is not None or self._deadline is not None or self._ending:
+            return  # busy, waiting for a head or closing: whoever finishes that re-arms or closes
         due = self._idle_since + self._limits.keepalive_timeout_s
-        if self._task is None and self._deadline is None and now >= due:
-            self.transport.close()
-            return
-        self._idle_timer = self._loop.call_at(max(due, now + 0.05), self._idle_check)
+        if self._loop.time() >= due:
+            self._end(linger=False)
+        else:
+            self._idle_timer = self._loop.call_at(due, self._idle_check)
+
+    def _stop_head_deadline(self) -> None:
+        self._head_overdue = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _head_expired(self) -> None:
         self._deadline = None
-        if self._task is None and self.transport is not None:
-            log.info("request head not complete in time; closing", extra={"peer": self.peer})
-            self.transport.write(_HEAD_TIMEOUT)
-            self._end(linger=True)
+        if self._task is not None:
+            self._head_overdue = True  # answered with a 408 once the answer in progress is written
+        else:
+            self._head_timed_out()
+
+    def _head_timed_out(self) -> None:
+        log.info("request head not complete in time; closing", extra={"peer": self.peer})
+        self.write(_HEAD_TIMEOUT)
+        self._end(linger=True)
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -391,4 +423,4 @@ class ClientConnection(BaseProtocol):
         """For draining: an idle connection closes now, a busy one after its current answer."""
         self.draining = True
         if self._task is None and self.transport is not None:
-            self.transport.close()
+            self._end(linger=False)

@@ -247,6 +247,10 @@ class ClientConnection(BaseProtocol):
             if len(self._queue) >= MAX_PIPELINED:
                 self._pause_reading_for_buffer()
             self._stop_head_deadline()
+            if data and messages[-1][1] is EMPTY_PAYLOAD and not data.endswith(b"\r\n\r\n"):
+                # A bodiless request ends with its blank line, so bytes after it in this read began the next
+                # head. (Only the timer is decided here; llhttp alone parses.)
+                self._deadline = self._loop.call_later(self._limits.header_timeout_s, self._head_expired)
             self._kick()
         elif data and between_requests and self._deadline is None:
             # A request head has started (while idle, or pipelined behind an answer) and must finish in time.

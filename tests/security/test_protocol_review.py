@@ -78,7 +78,7 @@ async def test_a_head_begun_while_an_answer_is_in_progress_still_has_a_deadline(
     """A partial head pipelined behind a request that is still being answered gets the head deadline too: the
     408 follows the answer in progress, and the connection closes, long before the keep-alive timeout.
 
-    (A partial head in the very read that completes a request is bounded by GATEWAY_KEEPALIVE_TIMEOUT_S
+    (A partial head in the very read that completes a request body is bounded by GATEWAY_KEEPALIVE_TIMEOUT_S
     instead: aiohttp's parser does not say whether it holds part of a next head; docs/security.md.)"""
     arrived, release = asyncio.Event(), asyncio.Event()
 
@@ -372,3 +372,12 @@ async def test_a_client_gone_mid_exchange_leaves_the_pool_sound(
         ex = await exchange(gw.port, request("GET", "/api/alice/tasks?n=2", token=TOKEN), timeout=4)
     assert [json.loads(r.body) for r in ex.responses] == [{"n": "2"}]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_head_begun_in_the_same_read_as_a_bodiless_request_has_a_deadline(edge: EdgeFactory) -> None:
+    """A GET and the start of the next head in one read: the 408 comes at GATEWAY_HEADER_TIMEOUT_S, not at
+    the keep-alive timeout."""
+    gw = await edge(header_timeout_s=0.3, keepalive_timeout_s=60)
+    partial = f"GET /api/alice/tasks HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n".encode()
+    ex = await exchange(gw.port, keep("GET", "/api/alice/tasks") + partial, timeout=4)
+    assert [r.status for r in ex.responses] == [200, 408] and ex.closed

@@ -383,7 +383,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per case")
     parser.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s measured: a smoke run")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="measured runs per case, best kept (each adds about 5 minutes)"
+        "--repeat",
+        type=int,
+        default=2,
+        help="measured runs per case, best kept (each run adds about 5 minutes); two by default, because single "
+        "10-second runs on these shared machines drift by 10-15 %% from one case to the next",
     )
     parser.add_argument("--no-e2e", action="store_true", help="skip the task-service cases")
     parser.add_argument(

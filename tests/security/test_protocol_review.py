@@ -69,6 +69,20 @@ def answer_once(data: bytes, *, close: bool = False) -> Serve:
     return serve
 
 
+@pytest.fixture
+def released(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set when the gateway lets go of a client connection (it leaves the listener's registry)."""
+    event = asyncio.Event()
+    original = protocol.Connections.discard
+
+    def discard(self: protocol.Connections, connection: protocol.ClientConnection) -> None:
+        original(self, connection)
+        event.set()
+
+    monkeypatch.setattr(protocol.Connections, "discard", discard)
+    return event
+
+
 # Findings, fixed: each of these failed against the reviewed code.
 
 
@@ -104,7 +118,7 @@ async def test_a_head_begun_while_an_answer_is_in_progress_still_has_a_deadline(
 
 
 async def test_a_client_that_never_reads_is_let_go(
-    start_gateway: GatewayFactory, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    start_gateway: GatewayFactory, recorder: Recorder, released: asyncio.Event
 ) -> None:
     """A client that pipelines requests with big answers and never reads is cut off after the keep-alive
     timeout. (Found in review: the wait for the client to drain had no deadline and `transport.close()` waits
@@ -115,14 +129,6 @@ async def test_a_client_that_never_reads_is_let_go(
         return web.Response(body=big, content_type="application/octet-stream")
 
     recorder.reply = large
-    released = asyncio.Event()
-    original = protocol.Connections.discard
-
-    def discard(self: protocol.Connections, connection: protocol.ClientConnection) -> None:
-        original(self, connection)
-        released.set()
-
-    monkeypatch.setattr(protocol.Connections, "discard", discard)
     gw = await start_gateway(keepalive_timeout_s=0.3, header_timeout_s=0.3, body_timeout_s=0.3)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -237,19 +243,11 @@ async def test_a_broken_body_of_a_queued_request_is_refused_at_once(edge: EdgeFa
 
 
 async def test_a_client_gone_before_a_lingering_answer_does_not_break_the_connection_task(
-    start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+    start_gateway: GatewayFactory, released: asyncio.Event
 ) -> None:
     """A client that resets the connection before its 400 is written leaves nothing behind. (Found in review:
     `write_eof()` on the reset socket raised ENOTCONN — an OSError, not a ConnectionError — which escaped the
     connection's task with a traceback and left the connection open until the keep-alive timeout.)"""
-    released = asyncio.Event()
-    original = protocol.Connections.discard
-
-    def discard(self: protocol.Connections, connection: protocol.ClientConnection) -> None:
-        original(self, connection)
-        released.set()
-
-    monkeypatch.setattr(protocol.Connections, "discard", discard)
     loop = asyncio.get_running_loop()
     reported: list[dict[str, object]] = []
     previous = loop.get_exception_handler()

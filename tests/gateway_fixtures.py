@@ -117,9 +117,13 @@ class GatewayUnderTest:
     def gateway(self) -> Gateway:
         return self.running.gateway
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def make_url(self, path: str) -> URL:
         """Like aiohttp's TestServer.make_url: the path is quoted by yarl (raw-byte tests use raw sockets)."""
-        return URL(f"http://127.0.0.1:{self.port}").join(URL(path))
+        return URL(self.url).join(URL(path))
 
 
 GatewayFactory = Callable[..., Awaitable[GatewayUnderTest]]

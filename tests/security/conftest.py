@@ -2,47 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.server import RunningGateway, open_gateway
-from tests.gateway_fixtures import Recorder, gateway_settings
+from tests.gateway_fixtures import GatewayFactory, GatewayUnderTest
 from tests.security.wire import WireUpstream, wire_upstream
 
-
-@dataclass
-class Edge:
-    """A running gateway: its port and its Gateway object (for counters such as JWKS fetches)."""
-
-    port: int
-    gateway: Gateway
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-EdgeFactory = Callable[..., Awaitable[Edge]]
+# The adversarial suite's names for the shared fixture: a gateway started through gateway.server.open_gateway
+# (production limits, deadlines, error pages) in front of the recording upstream.
+Edge = GatewayUnderTest
+EdgeFactory = GatewayFactory
 
 
 @pytest.fixture
-async def edge(recorder: Recorder) -> AsyncIterator[EdgeFactory]:
-    """Start gateways through gateway.server.open_gateway (production limits, deadlines, error pages)."""
-    started: list[RunningGateway] = []
-
-    async def start(**overrides: Any) -> Edge:
-        upstream = overrides.pop("upstream_url", recorder.url)
-        running = await open_gateway(gateway_settings(upstream, **overrides), host="127.0.0.1", port=0)
-        started.append(running)
-        return Edge(running.port, running.gateway)
-
-    yield start
-    for running in started:
-        await running.stop()
+def edge(start_gateway: GatewayFactory) -> GatewayFactory:
+    return start_gateway
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ class Gateway:
 
     async def handle(self, request: Request) -> Reply:
         """The connection's handler: every request the parser accepted gets exactly one Reply from here."""
-        if request.target in PROBES:
+        if request.target in PROBES and request.method != "OPTIONS":  # a preflight to a probe is a preflight
             return await self._probe(request)
         started = time.perf_counter()
         rid = request_id(request.headers.getall("X-Request-Id", ()))

@@ -20,8 +20,8 @@ from .headers import UnsafeHeader, client_response_headers, request_id, upstream
 from .jwks import JwksCache
 from .logs import AccessLog
 from .metrics import GatewayMetrics
-from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, checked_target
-from .protocol import SERVER_NAME, Reply, Request, json_reply
+from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, checked_target, route_label
+from .protocol import SERVER_NAME, Reply, Request, internal_error, json_reply
 from .ratelimit import RateLimiter
 from .settings import GatewaySettings
 from .tokens import AuthorizationMalformed, Identity, InvalidToken, TokenVerifier, bearer_token
@@ -90,18 +90,22 @@ class Gateway:
 
     async def handle(self, request: Request) -> Reply:
         """The connection's handler: every request the parser accepted gets exactly one Reply from here."""
-        if request.target in PROBES:
+        if request.target in PROBES and request.method != "OPTIONS":  # a preflight to a probe is a preflight
             return await self._probe(request)
         started = time.perf_counter()
         rid = request_id(request.headers.getall("X-Request-Id", ()))
         route, user, outcome = ROUTE_OTHER, None, None
         try:
-            target = self._parse(request)
-            route = target.route
+            self._check_http(request)
             if request.method == "OPTIONS":
+                # A preflight is no authorisation decision: answered for any target (cors.py), so that the real
+                # request runs and the page reads its real status, a 400 or 404 included.
+                route = route_label(request.target)
                 reply = self.cors.preflight(request.headers)
                 outcome = "preflight"
             else:
+                target = self._parse(request)
+                route = target.route
                 self._check_method(request, target)
                 token = self._bearer(request)
                 identity = self.tokens.remembered(token) or await self._verify(token)
@@ -111,17 +115,22 @@ class Gateway:
         except GatewayError as exc:
             reply = error_response(exc.status, exc.detail, exc.headers)
             reply.close = exc.status in (408, 413)
+        except Exception as exc:  # a bug: still a JSON 500 with CORS, counted and logged like any answer
+            reply, outcome = internal_error(exc), "internal_error"
         return self._respond(request, reply, rid, route, user, outcome, started)
 
     # 1. parse
     @staticmethod
-    def _parse(request: Request) -> Target:
+    def _check_http(request: Request) -> None:
         if request.version not in SUPPORTED_VERSIONS:
             # llhttp reads a request line without a version (HTTP/0.9) and then still parses header lines.
             raise GatewayError(400, "unsupported HTTP version")
         expect = request.headers.get("Expect")
         if expect is not None and expect.lower() != "100-continue":
             raise GatewayError(417, "only Expect: 100-continue is supported")
+
+    @staticmethod
+    def _parse(request: Request) -> Target:
         try:
             return checked_target(request.target)
         except BadTarget as exc:
@@ -168,7 +177,7 @@ class Gateway:
                 request.headers,
                 user_id=identity.user_id,
                 assertion=self.signer.sign(
-                    method=request.method, target=target.raw, user_id=identity.user_id, request_id=rid
+                    method=request.method, target=target.forwarded, user_id=identity.user_id, request_id=rid
                 ),
                 request_id=rid,
                 peer=request.peer,
@@ -176,7 +185,7 @@ class Gateway:
             )
         except UnsafeHeader as exc:
             raise GatewayError(400, f"header {exc} holds a control character") from None
-        upstream = await self.upstream.send(request.method, target.raw, headers, body)
+        upstream = await self.upstream.send(request.method, target.forwarded, headers, body)
         return Reply(upstream.status, client_response_headers(upstream.headers), upstream.body)
 
     async def _read_body(self, request: Request) -> bytes:
@@ -227,13 +236,16 @@ class Gateway:
         return reply
 
     async def _probe(self, request: Request) -> Reply:
-        """Liveness and readiness for orchestrators; GET only, no token, never forwarded."""
+        """Liveness and readiness for orchestrators; GET only, no token, never forwarded, readable by a page."""
         if request.method != "GET":
-            return error_response(405, "method not allowed", {"Allow": "GET", "Server": SERVER_NAME})
-        if request.target == "/healthz":
-            return json_reply(200, {"status": "ok"}, [("Server", SERVER_NAME)])
-        checks = {"accepting": not self.draining, "upstream": await self.upstream.ready()}
-        if self.jwks is not None:
-            checks["jwks"] = self.jwks.ready
-        ready = all(checks.values())
-        return json_reply(200 if ready else 503, {"ready": ready, "checks": checks}, [("Server", SERVER_NAME)])
+            reply = error_response(405, "method not allowed", {"Allow": "GET", "Server": SERVER_NAME})
+        elif request.target == "/healthz":
+            reply = json_reply(200, {"status": "ok"}, [("Server", SERVER_NAME)])
+        else:
+            checks = {"accepting": not self.draining, "upstream": await self.upstream.ready()}
+            if self.jwks is not None:
+                checks["jwks"] = self.jwks.ready
+            ready = all(checks.values())
+            reply = json_reply(200 if ready else 503, {"ready": ready, "checks": checks}, [("Server", SERVER_NAME)])
+        self.cors.decorate(request.headers, reply.headers)
+        return reply

@@ -46,7 +46,15 @@ HOP_BY_HOP = frozenset(
 # CORS is decided at the gateway alone (cors.py), so the service cannot widen it.
 CORS_RESPONSE_HEADERS = frozenset(
     "access-control-" + name
-    for name in ("allow-origin", "allow-credentials", "expose-headers", "allow-methods", "allow-headers", "max-age")
+    for name in (
+        "allow-origin",
+        "allow-credentials",
+        "expose-headers",
+        "allow-methods",
+        "allow-headers",
+        "max-age",
+        "allow-private-network",
+    )
 )
 _RESPONSE_DROPPED = (
     HOP_BY_HOP

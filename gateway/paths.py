@@ -2,8 +2,13 @@
 
 The ownership check compares the path's user id with the token's `sub`, so the gateway must decide on the
 exact bytes the upstream will route on. Rather than normalising (and risking a disagreement with the
-upstream's own decoding), anything that a server could read in more than one way is refused with 400, and
-the target is later forwarded unchanged.
+upstream's own decoding), anything that a server could read in more than one way is refused with 400.
+
+Two spellings that real clients produce and that can only mean one thing are accepted and made canonical:
+an empty query (`…/tasks?`, what `${url}?${new URLSearchParams({})}` gives) is no query, and a single trailing
+slash (`…/tasks/`, as axios `baseURL` joins and Django-style clients write) is the route without it. The
+canonical target is then what the route and owner are read from, what is signed, and what is forwarded byte
+for byte, so the gateway and the upstream still decide on the same bytes.
 """
 
 from __future__ import annotations
@@ -61,9 +66,13 @@ class NotRouted(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A checked request target: `raw` is forwarded byte for byte, `user_id` is what ownership is checked on."""
+    """A checked request target in canonical form.
 
-    raw: str
+    `forwarded` (path, plus `?` and the query when it is not empty) is what is signed as `tgt` and sent upstream
+    byte for byte; `path` is its path and `user_id` what ownership is checked on — both read from it alone.
+    """
+
+    forwarded: str
     path: str
     user_id: str
     methods: frozenset[str]
@@ -76,16 +85,19 @@ def parse_target(raw: str) -> Target:
         raise BadTarget("request target is empty or too long")
     if raw[0] != "/" or raw.startswith("//"):
         raise BadTarget("request target must be an origin-form path")
-    path, sep, query = raw.partition("?")
+    path, _, query = raw.partition("?")
     if not _PATH_CHARS.issuperset(path):
         raise BadTarget("request path contains a character that is not allowed")
-    # An empty query ("…?") is refused too: HTTP clients and servers drop the bare '?', so the target the
-    # upstream routes on (and checks the assertion against) would no longer be the one checked here.
-    if sep and (not query or not _QUERY_CHARS.issuperset(query) or _BAD_ESCAPE.search(query)):
+    # An empty query ("…?") is dropped rather than forwarded: HTTP servers drop the bare '?' too, so a
+    # forwarded '…?' would be signed for a target the upstream never sees.
+    if query and (not _QUERY_CHARS.issuperset(query) or _BAD_ESCAPE.search(query)):
         raise BadTarget("query string is malformed")
-    if sep and _carries_credential(query):
+    if query and _carries_credential(query):
         raise BadTarget("credentials are not accepted in the query string")
     if path != "/":
+        # One trailing slash names the route without it; a second one ("tasks//") is still an empty segment.
+        if path.endswith("/"):
+            path = path[:-1]
         for segment in path.split("/")[1:]:
             if segment in ("", ".", ".."):
                 raise BadTarget("request path contains an empty or dot segment")
@@ -98,9 +110,18 @@ def parse_target(raw: str) -> Target:
         methods, route = _METHODS_ITEM, ROUTE_ITEM
     else:
         methods, route = _METHODS_COLLECTION, ROUTE_COLLECTION
-    return Target(raw=raw, path=path, user_id=match.group(1), methods=methods, route=route)
+    forwarded = f"{path}?{query}" if query else path
+    return Target(forwarded=forwarded, path=path, user_id=match.group(1), methods=methods, route=route)
 
 
 # Clients repeat their targets (a user's list, a task they just touched), so accepted targets are remembered;
 # a refused one raises and is never cached. Bounded: at most 1,024 × MAX_TARGET_LENGTH characters.
 checked_target = functools.lru_cache(maxsize=1024)(parse_target)
+
+
+def route_label(raw: str) -> str:
+    """The route template of a target, for metrics and logs, where a refused target is simply `other`."""
+    try:
+        return checked_target(raw).route
+    except (BadTarget, NotRouted):
+        return ROUTE_OTHER

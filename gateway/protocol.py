@@ -71,6 +71,18 @@ def json_reply(status: int, payload: object, headers: list[tuple[str, str]] | No
     return Reply(status, [("Content-Type", "application/json"), *(headers or ())], json.dumps(payload).encode())
 
 
+def internal_error(exc: Exception) -> Reply:
+    """The answer to a bug on the request path: a bare JSON 500 that ends the connection.
+
+    Logged by class and place only: an exception's message may quote request bytes (a token included)."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    where = f"{frame.filename}:{frame.lineno} in {frame.name}"
+    log.error("unexpected failure while answering a request", extra={"error": type(exc).__name__, "where": where})
+    reply = json_reply(500, {"detail": _PHRASES[500]})
+    reply.close = True
+    return reply
+
+
 @dataclass(slots=True)
 class Request:
     """What the gateway's handler sees of one parsed request; `target` is the raw request-target, unparsed."""
@@ -333,15 +345,9 @@ class ClientConnection(BaseProtocol):
         request = Request(message.method, message.path, message.version, message.headers, body, self.peer, self)
         try:
             reply = await self._handler(request)
-        except Exception as exc:
-            # The class and the place only: an exception's message may quote request bytes (a token included).
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            where = f"{frame.filename}:{frame.lineno} in {frame.name}"
-            log.error(
-                "unexpected failure while answering a request", extra={"error": type(exc).__name__, "where": where}
-            )
-            reply = json_reply(500, {"detail": _PHRASES[500]}, [("Server", SERVER_NAME)])
-            reply.close = True
+        except Exception as exc:  # Gateway.handle answers its own failures; this is the last resort
+            reply = internal_error(exc)
+            reply.headers.append(("Server", SERVER_NAME))
         self._body = EMPTY_PAYLOAD
         # Never switch protocols or read past an upgrade: that answer is the connection's last.
         upgrade = message.upgrade or "Upgrade" in message.headers or message.method == "CONNECT"

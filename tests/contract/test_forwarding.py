@@ -5,6 +5,7 @@ Teams running their own upstream can run this module against the gateway alone; 
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -239,3 +240,77 @@ async def test_redirects_are_passed_through_not_followed(recorder: Recorder, sta
         assert resp.status == 302
         assert resp.headers["Location"] == "/api/bob/tasks"
     assert [r.raw_path for r in recorder.received] == ["/api/alice/tasks"]
+
+
+CANONICAL = [
+    # (method, target as sent, target forwarded and signed)
+    ("GET", "/api/alice/tasks?", "/api/alice/tasks"),
+    ("GET", "/api/alice/tasks/", "/api/alice/tasks"),
+    ("POST", "/api/alice/tasks/", "/api/alice/tasks"),
+    ("GET", "/api/alice/tasks/?", "/api/alice/tasks"),
+    ("GET", "/api/alice/tasks/?status=all&sort=-title", "/api/alice/tasks?status=all&sort=-title"),
+    ("GET", "/api/alice/tasks/5/", "/api/alice/tasks/5"),
+    ("PUT", "/api/alice/tasks/5/?", "/api/alice/tasks/5"),
+    ("DELETE", "/api/alice/tasks/5?", "/api/alice/tasks/5"),
+    ("PATCH", "/api/alice/tasks/5/complete/", "/api/alice/tasks/5/complete"),
+]
+
+
+@pytest.mark.parametrize(("method", "sent", "forwarded"), CANONICAL)
+async def test_empty_query_and_trailing_slash_are_forwarded_and_signed_canonical(
+    recorder: Recorder, start_gateway: GatewayFactory, method: str, sent: str, forwarded: str
+) -> None:
+    """What `${url}?${new URLSearchParams({})}` and axios' baseURL joins send is the canonical route: the upstream
+    receives, and the assertion names, the target without the bare `?` or the trailing slash."""
+    gw = await start_gateway()
+    body = b"{}" if method in ("POST", "PUT") else b""
+    response = await raw_request(
+        gw.port,
+        f"{method} {sent} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {make_token('alice')}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body,
+    )
+    assert status_of(response) == 200, response[:200]
+    [got] = recorder.received
+    assert (got.method, got.raw_path, got.body) == (method, forwarded, body)
+    claims = verify_assertion(got.header("X-Gateway-Assertion")[0])
+    assert (claims["mth"], claims["tgt"], claims["sub"]) == (method, forwarded, "alice")
+
+
+async def test_the_access_log_names_the_canonical_route(recorder: Recorder, start_gateway: GatewayFactory) -> None:
+    gw = await start_gateway()
+    access = gw.gateway.access_log
+    assert access is not None
+    stream = access.stream = io.StringIO()
+    token = make_token("alice")
+    for sent in ("/api/alice/tasks?", "/api/alice/tasks/5/"):
+        request = f"GET {sent} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        assert status_of(await raw_request(gw.port, request.encode())) == 200
+    access.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["route"], e["status"], e["user"]) for e in lines] == [
+        ("/api/{user_id}/tasks", 200, "alice"),
+        ("/api/{user_id}/tasks/{id}", 200, "alice"),
+    ]
+    assert [r.raw_path for r in recorder.received] == ["/api/alice/tasks", "/api/alice/tasks/5"]
+
+
+@pytest.mark.parametrize(
+    ("method", "sent"),
+    [
+        ("GET", "/api/bob/tasks?"),
+        ("POST", "/api/bob/tasks/"),
+        ("DELETE", "/api/bob/tasks/5/"),
+        ("PATCH", "/api/bob/tasks/5/complete/?"),
+        ("GET", "/api/Alice/tasks/"),
+    ],
+)
+async def test_canonical_spellings_of_another_users_path_are_403(
+    recorder: Recorder, start_gateway: GatewayFactory, method: str, sent: str
+) -> None:
+    gw = await start_gateway()
+    token = make_token("alice")
+    request = f"{method} {sent} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    response = await raw_request(gw.port, request.encode())
+    assert status_of(response) == 403, response[:200]
+    assert recorder.received == []

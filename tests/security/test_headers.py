@@ -120,37 +120,50 @@ async def test_non_ascii_header_values_pass_through_unchanged(edge: EdgeFactory,
 # --- the Authorization header -------------------------------------------------------------------------------
 
 
+PLAIN = 'Bearer realm="taskgate"'
+INVALID = 'Bearer realm="taskgate", error="invalid_token"'
+AMBIGUOUS = 'Bearer realm="taskgate", error="invalid_request"'
+
+
 @pytest.mark.parametrize(
-    ("lines", "status"),
+    ("lines", "status", "challenge"),
     [
-        ((), 401),
-        (("Authorization: Basic YWxpY2U6cHc=",), 401),
-        (("Authorization: Digest username=alice",), 401),
-        ((f"Authorization: Bearer {TOKEN}, Bearer {TOKEN}",), 400),
-        ((f"Authorization: Bearer {TOKEN}", f"Authorization: Bearer {TOKEN}"), 400),
-        ((f"Authorization: Bearer {TOKEN}", "authorization: Basic eA=="), 400),
-        ((f"Authorization: Bearer {TOKEN} extra",), 400),
-        ((f"Authorization: Bearer\t{TOKEN}",), 401),
-        (("Authorization: Bearer",), 400),
-        (("Authorization:",), 401),
-        ((f"Authorization: Bearer \"{TOKEN}\"",), 400),
-        ((f"Authorization: Bearer {TOKEN}=",), 400),
+        ((), 401, PLAIN),
+        (("Authorization: Basic YWxpY2U6cHc=",), 401, PLAIN),
+        (("Authorization: Digest username=alice",), 401, PLAIN),
+        (("Authorization: Bearer",), 401, PLAIN),
+        (("Authorization:",), 401, PLAIN),
+        ((f"Authorization: Bearer\t{TOKEN}",), 401, PLAIN),
+        ((f"Authorization: Bearer {TOKEN}, Bearer {TOKEN}",), 401, INVALID),
+        ((f"Authorization: Bearer {TOKEN} extra",), 401, INVALID),
+        ((f"Authorization: Bearer \"{TOKEN}\"",), 401, INVALID),
+        ((f"Authorization: Bearer {TOKEN}=",), 401, INVALID),
+        (("Authorization: Bearer null",), 401, INVALID),
+        ((f"Authorization: Bearer {TOKEN}", f"Authorization: Bearer {TOKEN}"), 400, AMBIGUOUS),
+        ((f"Authorization: Bearer {TOKEN}", "authorization: Basic eA=="), 400, AMBIGUOUS),
+        (("Authorization: Bearer null", "Authorization: Bearer undefined"), 400, AMBIGUOUS),
     ],
     ids=[
-        "none", "basic", "digest", "two in one value", "two headers", "bearer and basic", "trailing junk",
-        "tab separator", "scheme only", "empty", "quoted", "padded",
+        "none", "basic", "digest", "scheme only", "empty", "tab separator", "two in one value", "trailing junk",
+        "quoted", "padded", "null", "two headers", "bearer and basic", "two garbage headers",
     ],
 )  # fmt: skip
 async def test_authorization_must_be_exactly_one_bearer_token(
-    edge: EdgeFactory, wire: WireUpstream, caplog: pytest.LogCaptureFixture, lines: tuple[str, ...], status: int
+    edge: EdgeFactory,
+    wire: WireUpstream,
+    caplog: pytest.LogCaptureFixture,
+    lines: tuple[str, ...],
+    status: int,
+    challenge: str,
 ) -> None:
+    """No credentials → the plain challenge; a value that is no usable token → invalid_token; only two headers
+    (ambiguous as HTTP: which one is the credential?) → 400. A valid token in a bad value is never used."""
     gw = await edge(upstream_url=wire.url)
     with caplog.at_level(logging.DEBUG):
         ex = await exchange(gw.port, request("GET", "/api/alice/tasks", *lines))
     [answer] = ex.responses
     assert answer.status == status
-    challenge = answer.header("WWW-Authenticate")
-    assert challenge and challenge[0].startswith("Bearer")
+    assert answer.header("WWW-Authenticate") == [challenge]
     assert set(json.loads(answer.body)) == {"detail"}
     assert_not_echoed(ex.data + caplog.text.encode(), TOKEN)
     assert wire.seen == []

@@ -7,9 +7,13 @@ the token's `sub`, accepting the one issuer `default` made from the GATEWAY_JWT_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 from ..assertion import AUDIENCE
 from ..settings import GatewaySettings
 from .claims import ClaimRef, MatchRule
+from .file import load_policy
 from .model import Issuer, Policy, Route, Upstream
 from .templates import parse_template
 
@@ -52,3 +56,12 @@ def default_policy(settings: GatewaySettings) -> Policy:
         for index, (path, methods) in enumerate(TASK_ROUTES, start=1)
     )
     return Policy(routes=routes, upstreams=(upstream,), issuers=(default_issuer(settings),))
+
+
+def configured_policy(settings: GatewaySettings, path: Path | None, environ: Mapping[str, str]) -> Policy:
+    """The policy to run: the file at `path` (validated; raises PolicyError) or, without one, the default."""
+    if path is None:
+        return default_policy(settings)
+    return load_policy(
+        path, environ=environ, fallback_issuer=default_issuer(settings), reserved_secrets=settings.internal_secrets
+    )

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..paths import NotRouted, check_target
+from ..paths import BadTarget, NotRouted, check_target
 from ..tokens import InvalidToken
 from .model import Policy, Route
 
@@ -39,6 +39,17 @@ class IssuerNotAccepted(InvalidToken):
 class Forbidden(PermissionError):
     """A `match` or `require` rule does not hold for the token's claims (→ 403). The message names the rule
     (policy text, for logs), never a claim value."""
+
+
+# The statuses these outcomes stand for (401: `invalid_token`; 405: with `Allow`), for the pipeline's one
+# table of domain errors and for `policy explain`.
+STATUS: Mapping[type[Exception], int] = {
+    BadTarget: 400,
+    NotRouted: 404,
+    MethodNotAllowed: 405,
+    IssuerNotAccepted: 401,
+    Forbidden: 403,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,33 +49,26 @@ class ClaimRef:
             if not isinstance(value, Mapping):
                 return ()
             value = value.get(step)
-        return comparable_texts(value)
+        return _comparable_texts(value)
 
 
-def _text(value: object) -> str | None:
-    """A scalar claim value as comparison text; None when it is not a string or a number."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) <= _EXACT_FLOAT else ""
-    return None
-
-
-def comparable_texts(value: object) -> tuple[str, ...]:
-    """The texts a claim value compares as. `""` stands for a fraction: a number, but equal to nothing
-    (parameters and `require` values are never empty)."""
-    single = _text(value)
-    if single is not None:
-        return (single,)
-    if isinstance(value, list):
-        items = tuple(_text(item) for item in value)
-        if None not in items:
-            return tuple(item for item in items if item is not None)
-    return ()
+def _comparable_texts(value: object) -> tuple[str, ...]:
+    """The texts a claim value compares as: a string or number gives one, a list of them its items, and
+    anything else none. A number with a fraction is a number, but equal to nothing, so it gives no text."""
+    texts: list[str] = []
+    for item in value if isinstance(value, list) else (value,):
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, bool):
+            return ()
+        elif isinstance(item, int):
+            texts.append(str(item))
+        elif isinstance(item, float):
+            if item.is_integer() and abs(item) <= _EXACT_FLOAT:
+                texts.append(str(int(item)))
+        else:
+            return ()
+    return tuple(texts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,26 +118,42 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class _Refused(Exception):
+    def __init__(self, mark: yaml.Mark, problem: str) -> None:
+        super().__init__(problem)
+        self.line = mark.line + 1
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer, refusing anchors and aliases where they are written."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(event.start_mark, "anchors and aliases (& and *) are not supported")
+        return super().compose_node(parent, index)
+
+
 def _compose(text: str, source: str) -> _Node:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
+        if root is None:
+            raise PolicyError(source, None, None, "the policy file is empty")
+        return _Node(_convert(root, source), root.start_mark.line + 1)
+    except RecursionError:
+        raise PolicyError(source, None, None, "the policy file is nested too deeply") from None
+    except _Refused as exc:
+        raise PolicyError(source, exc.line, None, str(exc)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = _one_line(f"{exc.context or ''} {exc.problem or ''}")
         raise PolicyError(source, mark.line + 1 if mark else None, None, f"not valid YAML: {problem}") from None
     except yaml.YAMLError:
         raise PolicyError(source, None, None, "not valid YAML") from None
-    if root is None:
-        raise PolicyError(source, None, None, "the policy file is empty")
-    return _Node(_convert(root, source, set()), root.start_mark.line + 1)
 
 
-def _convert(node: yaml.Node, source: str, seen: set[int]) -> Any:
-    """Plain values from composed nodes, each entry keeping its line; refuses aliases and exotic tags."""
-    line = node.start_mark.line + 1
-    if id(node) in seen:
-        raise PolicyError(source, line, None, "anchors and aliases (& and *) are not supported")
-    seen.add(id(node))
+def _convert(node: yaml.Node, source: str) -> Any:
+    """Plain values from composed nodes, each entry keeping its line; refuses tags beyond plain data."""
     if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
         entries: dict[str, _Node] = {}
         for key_node, value_node in node.value:
@@ -146,13 +162,13 @@ def _convert(node: yaml.Node, source: str, seen: set[int]) -> Any:
                 raise PolicyError(source, key_line, None, "every key is a plain name")
             if key_node.value in entries:
                 raise PolicyError(source, key_line, None, f"key {key_node.value!r} appears twice")
-            entries[key_node.value] = _Node(_convert(value_node, source, seen), key_line)
+            entries[key_node.value] = _Node(_convert(value_node, source), key_line)
         return entries
     if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
-        return [_Node(_convert(item, source, seen), item.start_mark.line + 1) for item in node.value]
+        return [_Node(_convert(item, source), item.start_mark.line + 1) for item in node.value]
     if isinstance(node, yaml.ScalarNode) and node.tag in (_STR, _INT, _BOOL, _NULL, _FLOAT):
         return node.value if node.tag == _STR else yaml.SafeLoader("").construct_object(node)
-    raise PolicyError(source, line, None, f"unsupported YAML value (tag {node.tag})")
+    raise PolicyError(source, node.start_mark.line + 1, None, f"unsupported YAML value (tag {node.tag})")
 
 
 class _Builder:
@@ -324,13 +340,15 @@ class _Builder:
 
     def route(self, index: int, node: _Node, upstreams: dict[str, Upstream], issuer_names: tuple[str, ...]) -> Route:
         where = f"route {index}"
+        written = node.value.get("path") if isinstance(node.value, dict) else None
+        if written is not None and isinstance(written.value, str):
+            where = f"{where} ({written.value})"  # every message about this route names its path, when it has one
         entries = self.mapping(node, where, _ROUTE_KEYS, required=("path", "methods", "upstream"))
         path = self.text(entries["path"], where, "path")
         try:
             template = parse_template(path)
         except TemplateError as exc:
-            self.fail(entries["path"].line, f"{where} ({path})", f"path: {exc}")
-        where = f"{where} ({path})"
+            self.fail(entries["path"].line, where, f"path: {exc}")
         upstream_node = entries["upstream"]
         upstream_name = self.text(upstream_node, where, "upstream")
         if upstream_name not in upstreams:

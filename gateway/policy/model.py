@@ -48,11 +48,12 @@ class Route:
     headers: tuple[HeaderRule, ...] = ()
     auth_required: bool = True
     line: int | None = field(default=None, compare=False)
+    # The claim rules in the order they are checked: every `match`, then every `require` (joined once here,
+    # not on every request).
+    rules: tuple[Rule, ...] = field(init=False, compare=False, repr=False)
 
-    @property
-    def rules(self) -> tuple[Rule, ...]:
-        """The claim rules in the order they are checked: every `match`, then every `require`."""
-        return (*self.match, *self.require)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", (*self.match, *self.require))
 
     def describe(self) -> str:
         """`route 3 (/orgs/{org_id}/notes)`: how errors, logs and `policy explain` name a route."""

@@ -108,10 +108,19 @@ def parse_template(text: str) -> Template:
     except BadTarget as exc:
         # The same checks every request passes: a literal they refuse could never match anything.
         raise TemplateError(f"no request could match it: {exc}") from None
-    pattern = "".join(
-        "/" + (f"(?P<{s.name}>{GRAMMARS[s.kind]})" if isinstance(s, Param) else re.escape(s)) for s in segments
+    return Template(text=text, segments=tuple(segments), regex=re.compile(pattern(tuple(segments))))
+
+
+def pattern(segments: tuple[Segment, ...], prefix: str = "") -> str:
+    """The regex for these segments; each parameter is the group `<prefix><name>` (a prefix keeps the groups
+    of several templates apart when the router joins them into one alternation)."""
+    return (
+        "".join(
+            "/" + (f"(?P<{prefix}{s.name}>{GRAMMARS[s.kind]})" if isinstance(s, Param) else re.escape(s))
+            for s in segments
+        )
+        or "/"
     )
-    return Template(text=text, segments=tuple(segments), regex=re.compile(pattern or "/"))
 
 
 def _parse_segment(raw: str, seen: set[str]) -> Segment:

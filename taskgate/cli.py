@@ -78,10 +78,15 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "task_service", "migrate"])
 
 
-def _policy(path: Path | None) -> tuple[GatewaySettings, Policy]:
-    """The gateway's settings and the policy they and `path` describe: the same validation as at start."""
-    settings = load_settings()
-    return settings, configured_policy(settings, path, os.environ)
+def _policy(command: str, path: Path | None) -> tuple[GatewaySettings, Policy] | None:
+    """The gateway's settings and the policy they and `path` describe (the same validation as at start), or
+    None after printing the one-line error."""
+    try:
+        settings = load_settings()
+        return settings, configured_policy(settings, path, os.environ)
+    except (PolicyError, ConfigError) as exc:
+        print(f"taskgate policy {command}: {exc}", file=sys.stderr)
+        return None
 
 
 def _summary(policy: Policy) -> list[str]:
@@ -100,21 +105,18 @@ def _summary(policy: Policy) -> list[str]:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    try:
-        _, policy = _policy(args.file)
-    except (PolicyError, ConfigError) as exc:
-        print(f"taskgate policy check: {exc}", file=sys.stderr)
+    loaded = _policy("check", args.file)
+    if loaded is None:
         return 1
-    print("\n".join(_summary(policy)))
+    print("\n".join(_summary(loaded[1])))
     return 0
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:
-    try:
-        settings, policy = _policy(args.policy)
-    except (PolicyError, ConfigError) as exc:
-        print(f"taskgate policy explain: {exc}", file=sys.stderr)
+    loaded = _policy("explain", args.policy)
+    if loaded is None:
         return 1
+    settings, policy = loaded
     if args.issuer is not None and args.issuer not in {issuer.name for issuer in policy.issuers}:
         print(f"taskgate policy explain: --issuer {args.issuer!r} is not an issuer of the policy", file=sys.stderr)
         return 1

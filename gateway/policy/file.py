@@ -232,6 +232,8 @@ class _Builder:
 
     def http_url(self, node: _Node, where: str, what: str, *, origin_only: bool) -> str:
         url = self.text(node, where, what)
+        if not url.isprintable() or " " in url:
+            self.fail(node.line, where, f"{what} is not a valid URL")
         try:
             parts = urlsplit(url)
             _ = parts.port  # raises ValueError for a port that is not a number in range

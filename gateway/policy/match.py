@@ -16,6 +16,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ..paths import BadTarget, NotRouted, check_target
@@ -57,7 +58,8 @@ STATUS: Mapping[type[Exception], int] = {
 
 @dataclass(frozen=True, slots=True)
 class Located:
-    """A checked target and the route it belongs to; `raw` is forwarded byte for byte."""
+    """A checked target and the route it belongs to; `raw` is forwarded byte for byte. Shared through the
+    cache by every request for the same target, so `params` is read-only."""
 
     raw: str
     path: str
@@ -86,7 +88,8 @@ class Router:
         if found is None or group is None:
             raise NotRouted(path)
         route, names = group.routes[found.lastgroup or ""]
-        return Located(raw=raw, path=path, route=route, params={name: found[group_name] for name, group_name in names})
+        params = MappingProxyType({name: found[group_name] for name, group_name in names})
+        return Located(raw=raw, path=path, route=route, params=params)
 
 
 def _literals(route: Route) -> tuple[str | None, ...]:

@@ -166,6 +166,7 @@ DOCUMENT_ERRORS = [
     ("upstreams:\n  a: {url: 'x.example:80'}\nroutes: [1]\n", 2, "must be an http:// or https:// URL"),
     ("upstreams:\n  a: {url: 'http://'}\nroutes: [1]\n", 2, "must be an http:// or https:// URL with a host"),
     ("upstreams:\n  a: {url: 'http://x:99999'}\nroutes: [1]\n", 2, "url is not a valid URL"),
+    ("upstreams:\n  a: {url: 'http://x y'}\nroutes: [1]\n", 2, "url is not a valid URL"),
     ("upstreams:\n  a: {url: 'http://u:p@x'}\nroutes: [1]\n", 2, "must not carry credentials"),
     ("upstreams:\n  a: {url: 'http://x/base'}\nroutes: [1]\n", 2, "scheme://host[:port] only (no path or query)"),
     ("upstreams:\n  a: {url: 'http://x?q=1'}\nroutes: [1]\n", 2, "scheme://host[:port] only"),

@@ -104,6 +104,9 @@ def test_a_refused_target_is_never_cached_and_an_accepted_one_is() -> None:
             router.locate("/nowhere")
     assert router.locate("/status") is router.locate("/status")
     assert router.locate.cache_info().currsize == 1
+    shared = router.locate("/orgs/acme/notes")
+    with pytest.raises(TypeError):
+        shared.params["org_id"] = "globex"  # type: ignore[index]  # one request cannot change the next one's
 
 
 def test_a_matched_template_without_the_method_is_405_with_allow() -> None:

@@ -79,8 +79,8 @@ class Target:
     route: str
 
 
-def parse_target(raw: str) -> Target:
-    """Check a raw request target and match it against the API routes."""
+def check_target(raw: str) -> str:
+    """The strict checks every route relies on; returns the path part of an accepted target (raises BadTarget)."""
     if not raw or len(raw) > MAX_TARGET_LENGTH:
         raise BadTarget("request target is empty or too long")
     if raw[0] != "/" or raw.startswith("//"):
@@ -101,6 +101,12 @@ def parse_target(raw: str) -> Target:
         for segment in path.split("/")[1:]:
             if segment in ("", ".", ".."):
                 raise BadTarget("request path contains an empty or dot segment")
+    return path
+
+
+def parse_target(raw: str) -> Target:
+    """Check a raw request target and match it against the API routes."""
+    path = check_target(raw)
     match = _ROUTE.fullmatch(path)
     if match is None:
         raise NotRouted(path)

@@ -6,6 +6,7 @@ bad value stops the process before it takes traffic rather than failing on the f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,12 @@ def _secret_list(name: str, raw: SecretStr | None, file: Path | None) -> tuple[b
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
     return secrets
+
+
+def env_secret_list(name: str, environ: Mapping[str, str]) -> tuple[bytes, ...]:
+    """The same resolution for a variable named elsewhere (a policy issuer's `secret_env`): NAME or NAME_FILE."""
+    raw, file = environ.get(name), environ.get(f"{name}_FILE")
+    return _secret_list(name, SecretStr(raw) if raw is not None else None, Path(file) if file is not None else None)
 
 
 class GatewaySettings(BaseSettings):

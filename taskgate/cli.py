@@ -1,15 +1,24 @@
-"""Command line: `taskgate up`, `taskgate token`, `taskgate migrate`."""
+"""Command line: `taskgate up`, `taskgate token`, `taskgate migrate`, `taskgate policy check|explain`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jwt
+
+from gateway.policy.default import configured_policy
+from gateway.policy.errors import PolicyError
+from gateway.policy.explain import explain, inspect_token
+from gateway.policy.match import Router
+from gateway.policy.model import Policy
+from gateway.settings import ConfigError, GatewaySettings, load_settings
 
 from . import devsecrets
 from .processes import Stack
@@ -69,6 +78,56 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "task_service", "migrate"])
 
 
+def _policy(command: str, path: Path | None) -> tuple[GatewaySettings, Policy] | None:
+    """The gateway's settings and the policy they and `path` describe (the same validation as at start), or
+    None after printing the one-line error."""
+    try:
+        settings = load_settings()
+        return settings, configured_policy(settings, path, os.environ)
+    except (PolicyError, ConfigError) as exc:
+        print(f"taskgate policy {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _summary(policy: Policy) -> list[str]:
+    lines = [
+        f"{policy.source}: ok — {len(policy.routes)} routes, upstreams: "
+        f"{', '.join(u.name for u in policy.upstreams)}; issuers: {', '.join(i.name for i in policy.issuers)}"
+    ]
+    width = max(len(route.template.text) for route in policy.routes)
+    for route in policy.routes:
+        rules = "auth: none" if not route.auth_required else "; ".join(r.describe() for r in route.rules) or "token"
+        lines.append(
+            f"  {route.index:>2} {route.template.text:<{width}}  {', '.join(sorted(route.methods)):<24} "
+            f"→ {route.upstream.name}  [{rules}]"
+        )
+    return lines
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    loaded = _policy("check", args.file)
+    if loaded is None:
+        return 1
+    print("\n".join(_summary(loaded[1])))
+    return 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    loaded = _policy("explain", args.policy)
+    if loaded is None:
+        return 1
+    settings, policy = loaded
+    if args.issuer is not None and args.issuer not in {issuer.name for issuer in policy.issuers}:
+        print(f"taskgate policy explain: --issuer {args.issuer!r} is not an issuer of the policy", file=sys.stderr)
+        return 1
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token  # noqa: S105 - '-' is stdin
+    presented = None
+    if token:
+        presented = asyncio.run(inspect_token(policy, token, issuer_hint=args.issuer, settings=settings))
+    print("\n".join(explain(Router(policy), args.method, args.target, presented).lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
     migrate = sub.add_parser("migrate", help="apply the task service's database migrations")
     migrate.set_defaults(func=cmd_migrate)
+    policy = sub.add_parser("policy", help="check a policy file, or explain how a request would be treated")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_sub.add_parser("check", help="validate FILE as the gateway does at start (exit 0 or 1)")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_policy_check)
+    explain_cmd = policy_sub.add_parser("explain", help="which route, which checks, which answer, what upstream")
+    explain_cmd.add_argument("method", type=str.upper)
+    explain_cmd.add_argument("target", help="the raw request target, e.g. /api/alice/tasks?status=all")
+    explain_cmd.add_argument("--token", help="the bearer token to explain with ('-': read it from stdin)")
+    explain_cmd.add_argument("--issuer", help="the issuer the token is from, when the policy cannot tell")
+    explain_cmd.add_argument("--policy", type=Path, help="a policy file (default: the built-in default policy)")
+    explain_cmd.set_defaults(func=cmd_policy_explain)
     return parser
 
 

@@ -79,8 +79,11 @@ class Target:
     route: str
 
 
-def check_target(raw: str) -> str:
-    """The strict checks every route relies on; returns the path part of an accepted target (raises BadTarget)."""
+def check_target(raw: str) -> tuple[str, str]:
+    """The strict checks every route relies on (raises BadTarget).
+
+    Returns the canonical path and the canonical target (that path, plus `?` and the query when it is not
+    empty): what routes are matched on, and what is signed and forwarded."""
     if not raw or len(raw) > MAX_TARGET_LENGTH:
         raise BadTarget("request target is empty or too long")
     if raw[0] != "/" or raw.startswith("//"):
@@ -101,12 +104,12 @@ def check_target(raw: str) -> str:
         for segment in path.split("/")[1:]:
             if segment in ("", ".", ".."):
                 raise BadTarget("request path contains an empty or dot segment")
-    return path
+    return path, f"{path}?{query}" if query else path
 
 
 def parse_target(raw: str) -> Target:
     """Check a raw request target and match it against the API routes."""
-    path = check_target(raw)
+    path, forwarded = check_target(raw)
     match = _ROUTE.fullmatch(path)
     if match is None:
         raise NotRouted(path)
@@ -116,7 +119,6 @@ def parse_target(raw: str) -> Target:
         methods, route = _METHODS_ITEM, ROUTE_ITEM
     else:
         methods, route = _METHODS_COLLECTION, ROUTE_COLLECTION
-    forwarded = f"{path}?{query}" if query else path
     return Target(forwarded=forwarded, path=path, user_id=match.group(1), methods=methods, route=route)
 
 

@@ -99,7 +99,7 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
     out.add("method", f"ok: {method} is one of {', '.join(sorted(route.methods))}")
     if not route.auth_required:
         out.add("auth", "none: no token needed; Authorization and identity headers are not forwarded")
-        return _forwarded(out, method, located.raw, route, None)
+        return _forwarded(out, method, located.forwarded, route, None)
     if token is None:
         out.add("token", "none presented (pass --token JWT)")
         return out.done(401, "401 with a Bearer challenge, nothing forwarded")
@@ -112,7 +112,7 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
         return out.done(status, f"{status}{challenge}, nothing forwarded")
     if token.issuer is None:
         return out.done(None, f"forwarded if the token is from one of: {', '.join(route.issuers)}")
-    return _forwarded(out, method, located.raw, route, token)
+    return _forwarded(out, method, located.forwarded, route, token)
 
 
 def _checks(out: _Lines, route: Route, params: Mapping[str, str], token: Presented) -> int | None:

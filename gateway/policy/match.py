@@ -58,10 +58,11 @@ STATUS: Mapping[type[Exception], int] = {
 
 @dataclass(frozen=True, slots=True)
 class Located:
-    """A checked target and the route it belongs to; `raw` is forwarded byte for byte. Shared through the
-    cache by every request for the same target, so `params` is read-only."""
+    """A checked target and the route it belongs to; `forwarded` (the canonical target: no bare `?`, no
+    trailing slash) is signed and forwarded byte for byte. Shared through the cache by every request for the
+    same target, so `params` is read-only."""
 
-    raw: str
+    forwarded: str
     path: str
     route: Route
     params: Mapping[str, str]
@@ -80,7 +81,7 @@ class Router:
 
     def _locate(self, raw: str) -> Located:
         """Check `raw` strictly (raises BadTarget) and find its route (raises NotRouted)."""
-        path = check_target(raw)
+        path, forwarded = check_target(raw)
         segments = path.split("/")  # "" first; "/" gives ["", ""]: one empty segment, like the template "/"
         table = self._tables.get(len(segments) - 1)
         group = None if table is None else table.by_literal.get(segments[table.position + 1], table.others)
@@ -89,7 +90,7 @@ class Router:
             raise NotRouted(path)
         route, names = group.routes[found.lastgroup or ""]
         params = MappingProxyType({name: found[group_name] for name, group_name in names})
-        return Located(raw=raw, path=path, route=route, params=params)
+        return Located(forwarded=forwarded, path=path, route=route, params=params)
 
 
 def _literals(route: Route) -> tuple[str | None, ...]:

@@ -94,6 +94,9 @@ def parse_template(text: str) -> Template:
         raise TemplateError("a path template starts with '/'")
     if "?" in text or "#" in text:
         raise TemplateError("a path template has no query or fragment")
+    if text != "/" and text.endswith("/"):
+        # Requests lose one trailing slash before matching, so such a template would be an empty segment.
+        raise TemplateError("a path template does not end with '/' (an empty or dot segment)")
     segments: list[Segment] = []
     names: set[str] = set()
     if text != "/":

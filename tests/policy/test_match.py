@@ -77,7 +77,7 @@ def test_the_first_route_in_file_order_whose_template_matches_wins(
     target: str, index: int, params: dict[str, str]
 ) -> None:
     located = multi().locate(target)
-    assert (located.route.index, dict(located.params), located.raw) == (index, params, target)
+    assert (located.route.index, dict(located.params), located.forwarded) == (index, params, target)
     assert located.path == target.partition("?")[0]
 
 
@@ -90,11 +90,19 @@ def test_a_path_no_template_matches_is_not_routed(target: str) -> None:
     assert STATUS[NotRouted] == 404
 
 
-@pytest.mark.parametrize("target", ["/orgs/acme/../x/notes", "/orgs/acme%2fx/notes", "/status?", "//status", "/st;x"])
+@pytest.mark.parametrize(
+    "target", ["/orgs/acme/../x/notes", "/orgs/acme%2fx/notes", "/status//", "//status", "/st;x", "/status?a b"]
+)
 def test_the_strict_target_checks_hold_for_every_route(target: str) -> None:
     with pytest.raises(BadTarget):
         multi().locate(target)
     assert STATUS[BadTarget] == 400
+
+
+@pytest.mark.parametrize("spelling", ["/status?", "/status/", "/status/?"])
+def test_an_empty_query_and_one_trailing_slash_locate_the_canonical_target(spelling: str) -> None:
+    located = multi().locate(spelling)
+    assert (located.route.template.text, located.forwarded, located.path) == ("/status", "/status", "/status")
 
 
 def test_a_refused_target_is_never_cached_and_an_accepted_one_is() -> None:
@@ -230,7 +238,7 @@ def today(target: str) -> tuple[Any, ...]:
         parsed = parse_target(target)
     except (BadTarget, NotRouted) as exc:
         return (type(exc),)
-    return (parsed.route, parsed.methods, parsed.user_id, parsed.path, parsed.raw)
+    return (parsed.route, parsed.methods, parsed.user_id, parsed.path, parsed.forwarded)
 
 
 def with_policy(target: str) -> tuple[Any, ...]:
@@ -239,7 +247,7 @@ def with_policy(target: str) -> tuple[Any, ...]:
     except (BadTarget, NotRouted) as exc:
         return (type(exc),)
     route = located.route
-    return (route.template.label, route.methods, located.params["user_id"], located.path, located.raw)
+    return (route.template.label, route.methods, located.params["user_id"], located.path, located.forwarded)
 
 
 @pytest.mark.parametrize("target", CORPUS)

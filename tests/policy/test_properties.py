@@ -141,6 +141,8 @@ def model_claim_texts(claims: dict[str, Any], ref: str) -> list[str]:
 def model(routes: list[Spec], method: str, target: str, issuer: str, claims: dict[str, Any]) -> Any:
     """(status, route index, params) per docs/policy.md; status None means forwarded."""
     path = target.partition("?")[0]
+    if path != "/" and path.endswith("/"):
+        path = path[:-1]  # one trailing slash names the route without it
     segments = [] if path == "/" else path[1:].split("/")
     if not model_target_ok(segments):
         return (400, None, None)

@@ -124,7 +124,7 @@ async def replace_task(
     response: Response,
 ) -> TaskOut:
     async with session.begin():
-        task = await store.update_task(session, user, task_id, body.model_dump(), precondition)
+        task = await store.update_task(session, user, task_id, body.changes(), precondition)
     return _task_response(task, response)
 
 

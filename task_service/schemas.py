@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -15,6 +15,7 @@ from pydantic import (
     field_serializer,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from task_service.models import DESCRIPTION_MAX, TITLE_MAX, storable_text
 from task_service.pagination import MAX_CURSOR_CHARS
@@ -35,25 +36,30 @@ class _Input(BaseModel):
 
 
 class TaskCreate(_Input):
-    title: Title
-    description: Description | None = None
-    completed: StrictBool = False
-
-
-class TaskReplace(_Input):
-    """PUT: the whole task; what is left out takes its default."""
+    """POST: a new task; description defaults to null and completed to false."""
 
     title: Title
     description: Description | None = None
     completed: StrictBool = False
+
+
+def _left_out_keeps(schema: dict[str, Any]) -> None:
+    """A field left out keeps its stored value, so the schema must not advertise a default."""
+    schema.pop("default", None)
+
+
+def _kept(description: str) -> Any:
+    return Field(None, description=description, json_schema_extra=_left_out_keeps)
 
 
 class TaskPatch(_Input):
     """PATCH: only the fields given change; description may be cleared with null, the others not."""
 
-    title: Title | None = None
-    description: Description | None = None
-    completed: StrictBool | None = None
+    # Docstrings and field descriptions are published in the OpenAPI document. `SkipJsonSchema[None]`: null is
+    # refused below, so the schema does not offer it.
+    title: Title | SkipJsonSchema[None] = _kept("Left out: unchanged.")
+    description: Description | None = _kept("Left out: unchanged; null clears it.")
+    completed: StrictBool | SkipJsonSchema[None] = _kept("Left out: unchanged.")
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> Self:
@@ -64,6 +70,14 @@ class TaskPatch(_Input):
 
     def changes(self) -> dict[str, object]:
         return self.model_dump(include=self.model_fields_set)
+
+
+class TaskReplace(TaskPatch):
+    """PUT: title is required; description and completed change only when sent (null clears description)."""
+
+    # Edit forms send the fields they show (`{"title", "description"}`): filling a left-out `completed` with
+    # `false` would silently un-complete the task, so nothing left out is replaced.
+    title: Title
 
 
 class TaskOut(BaseModel):

@@ -70,6 +70,19 @@ def test_crud_through_the_gateway(system: System) -> None:
         assert alice.get(url).status_code == 404
 
 
+def test_an_edit_form_put_keeps_what_it_does_not_send(system: System) -> None:
+    """A frontend's edit form sends `PUT {title, description}`: the task stays completed."""
+    with system.client("alice") as alice:
+        task = alice.post("/api/alice/tasks", json={"title": "done", "description": "d", "completed": True}).json()
+        url = f"/api/alice/tasks/{task['id']}"
+        edited = alice.put(url, json={"title": "done, renamed", "description": "edited"})
+        assert edited.status_code == 200
+        assert edited.json()["completed"] is True
+        renamed = alice.put(url, json={"title": "renamed again"})
+        assert (renamed.json()["description"], renamed.json()["completed"]) == ("edited", True)
+        assert alice.get(url).json() == renamed.json()
+
+
 def test_users_are_isolated_by_every_route(system: System) -> None:
     with system.client("alice") as alice, system.client("bob") as bob:
         task = alice.post("/api/alice/tasks", json={"title": "alice's secret"}).json()

@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    WithJsonSchema,
     field_serializer,
     model_validator,
 )
@@ -43,13 +44,13 @@ class TaskCreate(_Input):
     completed: StrictBool = False
 
 
-def _left_out_keeps(schema: dict[str, Any]) -> None:
-    """A field left out keeps its stored value, so the schema must not advertise a default."""
+def _no_default(schema: dict[str, Any]) -> None:
+    """Left out means "unchanged" or "no filter", not null: the published schema must not advertise a default."""
     schema.pop("default", None)
 
 
-def _kept(description: str) -> Any:
-    return Field(None, description=description, json_schema_extra=_left_out_keeps)
+def _optional(description: str) -> Any:
+    return Field(None, description=description, json_schema_extra=_no_default)
 
 
 class TaskPatch(_Input):
@@ -57,9 +58,9 @@ class TaskPatch(_Input):
 
     # Docstrings and field descriptions are published in the OpenAPI document. `SkipJsonSchema[None]`: null is
     # refused below, so the schema does not offer it.
-    title: Title | SkipJsonSchema[None] = _kept("Left out: unchanged.")
-    description: Description | None = _kept("Left out: unchanged; null clears it.")
-    completed: StrictBool | SkipJsonSchema[None] = _kept("Left out: unchanged.")
+    title: Title | SkipJsonSchema[None] = _optional("Left out: unchanged.")
+    description: Description | None = _optional("Left out: unchanged; null clears it.")
+    completed: StrictBool | SkipJsonSchema[None] = _optional("Left out: unchanged.")
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> Self:
@@ -80,6 +81,10 @@ class TaskReplace(TaskPatch):
     title: Title
 
 
+# Serialised by `TaskOut._utc_z` as RFC 3339 text, which the published schema says.
+Timestamp = Annotated[datetime, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
 class TaskOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -88,8 +93,8 @@ class TaskOut(BaseModel):
     title: str
     description: str | None
     completed: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @field_serializer("created_at", "updated_at")
     def _utc_z(self, value: datetime) -> str:
@@ -101,7 +106,12 @@ class ListQuery(BaseModel):
 
     status: Literal["all", "pending", "completed"] = "all"
     sort: Literal["created", "-created", "updated", "-updated", "title", "-title"] = "-created"
-    q: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX), Storable] | None = None
+    # A query parameter is absent, never null: `SkipJsonSchema` keeps null out of the published schema.
+    q: Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX), Storable] | SkipJsonSchema[None] = _optional(
+        "Only tasks whose title or description contains this text, ignoring case."
+    )
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=INT64_MAX)
-    cursor: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)] | None = None
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CURSOR_CHARS)] | SkipJsonSchema[None] = (
+        _optional("The previous page's `X-Next-Cursor`: the page after it (with the same filters and sort).")
+    )

@@ -1,4 +1,4 @@
-"""Command line: `taskgate up`, `taskgate token`, `taskgate migrate`."""
+"""Command line: `taskgate up`, `taskgate token`, `taskgate migrate`, `taskgate openapi`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jwt
 
@@ -69,6 +70,15 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "task_service", "migrate"])
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    # Imported here: this development command alone loads the gateway's and the service's code.
+    from . import openapi
+
+    path = openapi.write(args.output or openapi.OUTPUT)
+    print(f"taskgate: wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
     migrate = sub.add_parser("migrate", help="apply the task service's database migrations")
     migrate.set_defaults(func=cmd_migrate)
+    spec = sub.add_parser("openapi", help="regenerate the OpenAPI document the gateway serves at /openapi.json")
+    spec.add_argument("--output", type=Path, help="write here instead of gateway/tasks.openapi.json")
+    spec.set_defaults(func=cmd_openapi)
     return parser
 
 

@@ -116,7 +116,7 @@ async def test_invalid_put_is_422_and_changes_nothing(api: Api, body: dict[str, 
 async def test_invalid_task_id_is_422(api: Api, task_id: str) -> None:
     response = await api.request("GET", f"/api/alice/tasks/{task_id}")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "task_id"]
+    assert response.json()["detail"][0]["loc"] == ["path", "id"]
 
 
 @pytest.mark.parametrize(

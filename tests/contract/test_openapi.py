@@ -1,4 +1,5 @@
-"""Gateway-only contract: `GET /openapi.json` is the configured document, answered by the gateway itself.
+"""Gateway-only contract: `GET /openapi.json` is the configured document, answered by the gateway itself, and
+what the gateway answers on its own (401, 403, 404, 400, 413, 415, 429, 502, 504) is what that document says.
 
 The API's shape is no secret, so the path needs no token; it must never reach the upstream, whatever is sent
 with it, and only GET and HEAD are answered.
@@ -6,14 +7,27 @@ with it, and only GET and HEAD are answered.
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from aiohttp import ClientSession
+import schemathesis
+from aiohttp import ClientSession, web
+from schemathesis.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from gateway.openapi import DEFAULT_FILE
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
+from tests.support.processes import free_port
 
 ALLOWED = "http://app.example"
 
@@ -109,3 +123,69 @@ async def test_only_the_exact_path_is_the_document(
         assert resp.status in (400, 404)
         assert "openapi" not in (await resp.text())
     assert recorder.received == []
+
+
+DOCUMENTED = schemathesis.openapi.from_path(DEFAULT_FILE)
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance, response_headers_conformance]
+ALICE = bearer(make_token("alice"))
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """A request to the list or create operation that the gateway answers itself, and with which settings."""
+
+    status: int
+    method: str = "GET"
+    user: str = "alice"
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=lambda: dict(ALICE))
+    body: bytes = b""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+GATEWAY_ANSWERS = [
+    GatewayAnswer(401, headers={}),
+    GatewayAnswer(401, headers=bearer(make_token("alice", ttl=-600))),
+    GatewayAnswer(403, user="bob"),
+    GatewayAnswer(404, user="a" * 129),
+    GatewayAnswer(400, query="?q=%zz"),
+    GatewayAnswer(
+        413, "POST", headers={**ALICE, **JSON}, body=b'{"title": "%s"}' % (b"x" * 64), settings={"max_body_bytes": 16}
+    ),
+    GatewayAnswer(
+        415, "POST", headers={**ALICE, **JSON, "Content-Encoding": "gzip"}, body=gzip.compress(b'{"title": "x"}')
+    ),
+    GatewayAnswer(429, settings={"rate_limit_per_s": 0.001, "rate_limit_burst": 1}),
+    GatewayAnswer(502, settings={"upstream_url": "a port nothing listens on"}),
+    GatewayAnswer(504, settings={"upstream_timeout_s": 0.2}),
+]
+
+
+@pytest.mark.parametrize("answer", GATEWAY_ANSWERS, ids=lambda answer: f"{answer.status}")
+async def test_what_the_gateway_answers_itself_is_documented(
+    recorder: Recorder, start_gateway: GatewayFactory, answer: GatewayAnswer
+) -> None:
+    settings = dict(answer.settings)
+    if "upstream_url" in settings:
+        settings["upstream_url"] = f"http://127.0.0.1:{free_port()}"
+    stalled = asyncio.Event()
+
+    async def never_answer(_request: web.Request) -> web.StreamResponse:
+        await stalled.wait()
+        return web.json_response([])
+
+    if answer.status == 504:
+        recorder.reply = never_answer
+    gw = await start_gateway(**settings)
+    target = f"/api/{answer.user}/tasks{answer.query}"
+    try:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
+            if answer.status == 429:  # the burst of one is spent first
+                assert (await client.request(answer.method, target, headers=answer.headers)).status_code == 200
+            response = await client.request(answer.method, target, headers=answer.headers, content=answer.body)
+    finally:
+        stalled.set()
+    assert response.status_code == answer.status, response.text
+    case = DOCUMENTED["/api/{user_id}/tasks"][answer.method].Case(path_parameters={"user_id": answer.user})
+    case.validate_response(response, checks=CHECKS)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -46,6 +47,12 @@ def test_the_committed_document_is_what_the_generator_produces_now() -> None:
     assert DEFAULT_FILE.read_text(encoding="utf-8") == openapi.render(openapi.generate()), (
         "gateway/tasks.openapi.json is stale: run `.venv/bin/taskgate openapi` and commit the result"
     )
+
+
+def test_the_document_is_valid_against_the_openapi_3_1_schema() -> None:
+    document = committed()
+    assert document["openapi"] == "3.1.0"
+    schemathesis.openapi.from_dict(document).validate()  # raises on any violation of the specification's schema
 
 
 def test_the_cli_command_writes_the_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,21 +36,22 @@ token (a Better Auth JWT) and that the path's `user_id` is the token's `sub`, th
 service.
 
 Every error is JSON `{"detail": …}`: a fixed phrase, or for a 422 a list of the problems with the input.
-Every answer carries `X-Request-Id` (the client's own, when it sent one of 1–128 characters of
+Answers carry `X-Request-Id` (the client's own, when it sent one of 1–128 characters of
 `[A-Za-z0-9._:-]`). Besides the statuses listed per operation, the gateway answers 405 (with `Allow`) to a
-method a path does not have, 408 when a request head or body is too slow, 417 to an `Expect` other than
-`100-continue` and 431 to oversized headers. `OPTIONS` is the CORS preflight, answered by the gateway for
-the origins it allows. This document itself is `GET /openapi.json`, served by the gateway without a token.
+method a path does not have, 408 when a request head or body is too slow and 417 to an `Expect` other than
+`100-continue`. `OPTIONS` is the CORS preflight, answered by the gateway for the origins it allows. This
+document itself is `GET /openapi.json`, served by the gateway without a token.
 """
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
-# What the gateway answers itself, on every /api operation (docs/contract.md, "Status codes").
+# What the gateway answers itself, on every /api operation (docs/contract.md, "Status codes"). 431 is here
+# because valid input can cause it: a `q` of 1000 characters, percent-encoded, can exceed the request line limit.
 GATEWAY_RESPONSES: dict[str, dict[str, Any]] = {
     "400": {
-        "description": "Malformed request: a request target with empty or dot segments, `%`-escapes in the path or "
-        "a malformed query string, credentials in the query string, a malformed or repeated `Authorization` "
-        "header, or a header value with control characters.",
+        "description": "Malformed request: a request target over 2048 bytes or with empty or dot segments, "
+        "`%`-escapes in the path or a malformed query string, credentials in the query string, a malformed or "
+        "repeated `Authorization` header, or a header value with control characters.",
         "content": _ERROR,
     },
     "401": {
@@ -65,6 +66,10 @@ GATEWAY_RESPONSES: dict[str, dict[str, Any]] = {
         "headers": {"Retry-After": {"$ref": "#/components/headers/Retry-After"}},
         "content": _ERROR,
     },
+    "431": {
+        "description": "The request line or a header is over 8190 bytes, or there are more than 100 headers.",
+        "content": _ERROR,
+    },
     "502": {"description": "The task service could not be reached or answered malformed.", "content": _ERROR},
     "504": {"description": "The task service did not answer in time.", "content": _ERROR},
 }
@@ -75,8 +80,8 @@ GATEWAY_BODY_RESPONSES: dict[str, dict[str, Any]] = {
 }
 GATEWAY_HEADERS: dict[str, Any] = {
     "X-Request-Id": {
-        "description": "The request's id, also in the gateway's and the task service's logs.",
-        "required": True,
+        "description": "The request's id, also in the gateway's and the task service's logs; absent only from "
+        "the answer to a request that could not be read as HTTP (some 400s, the 431).",
         "schema": {"type": "string"},
     },
     "WWW-Authenticate": {

@@ -1,5 +1,5 @@
 """Gateway-only contract: `GET /openapi.json` is the configured document, answered by the gateway itself, and
-what the gateway answers on its own (401, 403, 404, 400, 413, 415, 429, 502, 504) is what that document says.
+what the gateway answers on its own (400, 401, 403, 404, 413, 415, 429, 431, 502, 504) is what that document says.
 
 The API's shape is no secret, so the path needs no token; it must never reach the upstream, whatever is sent
 with it, and only GET and HEAD are answered.
@@ -150,6 +150,8 @@ GATEWAY_ANSWERS = [
     GatewayAnswer(403, user="bob"),
     GatewayAnswer(404, user="a" * 129),
     GatewayAnswer(400, query="?q=%zz"),
+    GatewayAnswer(400, query="?q=" + "%C3%A9" * 400),  # a valid q, but a target over 2048 bytes
+    GatewayAnswer(431, query="?q=" + "%F0%9F%98%80" * 700),  # a request line over 8190 bytes
     GatewayAnswer(
         413, "POST", headers={**ALICE, **JSON}, body=b'{"title": "%s"}' % (b"x" * 64), settings={"max_body_bytes": 16}
     ),

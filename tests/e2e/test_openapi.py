@@ -34,7 +34,7 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 30
 DEADLINE_MS = 5000
 
 

@@ -12,6 +12,7 @@ import time
 
 from aiohttp import HttpVersion10, HttpVersion11, http_exceptions
 
+from . import openapi
 from .assertion import AssertionSigner
 from .cors import Cors
 from .errors import GatewayError, error_response
@@ -92,6 +93,8 @@ class Gateway:
         """The connection's handler: every request the parser accepted gets exactly one Reply from here."""
         if request.target in PROBES and request.method != "OPTIONS":  # a preflight to a probe is a preflight
             return await self._probe(request)
+        if request.target == openapi.PATH and request.method != "OPTIONS" and self.settings.openapi_document:
+            return self._publish(request, self.settings.openapi_document)
         started = time.perf_counter()
         rid = request_id(request.headers.getall("X-Request-Id", ()))
         route, user, outcome = ROUTE_OTHER, None, None
@@ -234,6 +237,13 @@ class Gateway:
                 peer=request.peer,
             )
         return reply
+
+    def _publish(self, request: Request, document: bytes) -> Reply:
+        """GET /openapi.json: no token, never forwarded; logged, counted and CORS-decorated like the API."""
+        started = time.perf_counter()
+        rid = request_id(request.headers.getall("X-Request-Id", ()))
+        reply = openapi.reply(document, request.method)
+        return self._respond(request, reply, rid, openapi.ROUTE, None, None, started)
 
     async def _probe(self, request: Request) -> Reply:
         """Liveness and readiness for orchestrators; GET only, no token, never forwarded, readable by a page."""

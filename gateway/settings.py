@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import openapi
+
 MIN_SECRET_BYTES = 32
 
 
@@ -98,14 +100,22 @@ class GatewaySettings(BaseSettings):
     shutdown_timeout_s: float = Field(10.0, ge=0, le=300)
     drain_delay_s: float = Field(0.0, ge=0, le=300)
     log_level: str = "INFO"
+    # The document served at GET /openapi.json; empty: none (the path is then a 404 like any other).
+    openapi_file: Path | None = openapi.DEFAULT_FILE
 
     _user_secrets: tuple[bytes, ...] = ()
     _internal_secrets: tuple[bytes, ...] = ()
+    _openapi_document: bytes | None = None
 
     @field_validator("cors_origins", "jwt_audience", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("openapi_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("upstream_url", "jwks_url")
     @classmethod
@@ -128,6 +138,15 @@ class GatewaySettings(BaseSettings):
         object.__setattr__(self, "_internal_secrets", internal)
         return self
 
+    @model_validator(mode="after")
+    def _load_openapi(self) -> GatewaySettings:
+        if self.openapi_file is not None:
+            try:
+                object.__setattr__(self, "_openapi_document", openapi.load(self.openapi_file))
+            except openapi.InvalidDocument as exc:
+                raise ConfigError(f"GATEWAY_OPENAPI_FILE: {exc}") from None
+        return self
+
     @property
     def user_secrets(self) -> tuple[bytes, ...]:
         """HS256 secrets shared with Better Auth; any verifies, so a rotation needs no downtime."""
@@ -137,6 +156,11 @@ class GatewaySettings(BaseSettings):
     def internal_secrets(self) -> tuple[bytes, ...]:
         """Secrets for the gateway assertion; the first signs."""
         return self._internal_secrets
+
+    @property
+    def openapi_document(self) -> bytes | None:
+        """The API description to publish at GET /openapi.json, read and checked at start."""
+        return self._openapi_document
 
 
 def load_settings() -> GatewaySettings:

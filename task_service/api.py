@@ -9,17 +9,19 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from task_service import idempotency, pagination, store
+from task_service import idempotency, openapi, pagination, store
 from task_service.assertion import acting_user
 from task_service.etags import etag, is_current, parse_if_match
 from task_service.models import Task
 from task_service.request_body import json_body
 from task_service.schemas import ListQuery, TaskCreate, TaskOut, TaskPatch, TaskReplace
 
-router = APIRouter(prefix="/api/{user_id}/tasks")
+router = APIRouter(
+    prefix="/api/{user_id}/tasks", responses=openapi.COMMON, generate_unique_id_function=openapi.operation_id
+)
 
 User = Annotated[str, Depends(acting_user)]
-TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+TaskId = Annotated[int, Path(alias="id", ge=1, le=2**63 - 1)]
 
 
 async def db_session(request: Request, _user: User) -> AsyncIterator[AsyncSession]:
@@ -36,6 +38,7 @@ def _if_match(request: Request) -> store.Precondition | None:
 
 
 Precondition = Annotated[store.Precondition | None, Depends(_if_match)]
+IF_MATCH = openapi.request_headers("If-Match")
 
 
 def _task_response(task: Task, response: Response) -> TaskOut:
@@ -60,7 +63,7 @@ def _idempotency_key(request: Request, _user: User) -> str | None:
     return values[0]
 
 
-@router.get("", response_model=list[TaskOut])
+@router.get("", response_model=list[TaskOut], responses=openapi.LIST)
 async def list_tasks(
     user: User, session: Session, query: Annotated[ListQuery, Query()], response: Response
 ) -> list[TaskOut]:
@@ -80,7 +83,13 @@ async def list_tasks(
     return [TaskOut.model_validate(task) for task in page.tasks]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskOut,
+    responses=openapi.CREATED,
+    openapi_extra=openapi.body(TaskCreate) | openapi.request_headers("Idempotency-Key"),
+)
 async def create_task(
     user: User,
     session: Session,
@@ -103,7 +112,9 @@ async def create_task(
     return _task_response(task, response)
 
 
-@router.get("/{task_id}", response_model=TaskOut)
+@router.get(
+    "/{id}", response_model=TaskOut, responses=openapi.READ, openapi_extra=openapi.request_headers("If-None-Match")
+)
 async def get_task(
     user: User, session: Session, task_id: TaskId, request: Request, response: Response
 ) -> TaskOut | Response:
@@ -114,7 +125,9 @@ async def get_task(
     return _task_response(task, response)
 
 
-@router.put("/{task_id}", response_model=TaskOut)
+@router.put(
+    "/{id}", response_model=TaskOut, responses=openapi.WRITTEN, openapi_extra=openapi.body(TaskReplace) | IF_MATCH
+)
 async def replace_task(
     user: User,
     session: Session,
@@ -124,11 +137,13 @@ async def replace_task(
     response: Response,
 ) -> TaskOut:
     async with session.begin():
-        task = await store.update_task(session, user, task_id, body.model_dump(), precondition)
+        task = await store.update_task(session, user, task_id, body.changes(), precondition)
     return _task_response(task, response)
 
 
-@router.patch("/{task_id}", response_model=TaskOut)
+@router.patch(
+    "/{id}", response_model=TaskOut, responses=openapi.WRITTEN, openapi_extra=openapi.body(TaskPatch) | IF_MATCH
+)
 async def patch_task(
     user: User,
     session: Session,
@@ -142,14 +157,20 @@ async def patch_task(
     return _task_response(task, response)
 
 
-@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=openapi.DELETED,
+    openapi_extra=IF_MATCH,
+)
 async def delete_task(user: User, session: Session, task_id: TaskId, precondition: Precondition) -> Response:
     async with session.begin():
         await store.delete_task(session, user, task_id, precondition)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.patch("/{task_id}/complete", response_model=TaskOut)
+@router.patch("/{id}/complete", response_model=TaskOut, responses=openapi.WRITTEN, openapi_extra=IF_MATCH)
 async def toggle_task(
     user: User, session: Session, task_id: TaskId, precondition: Precondition, response: Response
 ) -> TaskOut:

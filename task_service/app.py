@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.requests import ClientDisconnect
 
 from task_service import idempotency, store
 from task_service.api import router
@@ -38,6 +39,13 @@ class _EscapedJSONResponse(JSONResponse):
 async def _invalid_input(_request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     return _EscapedJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def _body_cut_off(_request: Request, _exc: Exception) -> JSONResponse:
+    """The request body ended before it was complete: uvicorn's parser refused the rest (a malformed chunk,
+    already answered 400 on the wire) or the client went away. The client's error, never a 500; the answer
+    is logged, and sent only if the connection is still there."""
+    return JSONResponse({"detail": "request body incomplete"}, status_code=status.HTTP_400_BAD_REQUEST)
 
 
 async def _not_found(_request: Request, _exc: Exception) -> JSONResponse:
@@ -108,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_router)
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid_input)
+    app.add_exception_handler(ClientDisconnect, _body_cut_off)
     app.add_exception_handler(store.TaskNotFound, _not_found)
     app.add_exception_handler(store.PreconditionFailed, _precondition_failed)
     # asyncpg reports a refused connection as a plain OSError; the database is this service's only peer.

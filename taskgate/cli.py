@@ -1,4 +1,5 @@
-"""Command line: `taskgate up`, `taskgate token`, `taskgate migrate`, `taskgate policy check|explain`."""
+"""Command line: `taskgate up`, `taskgate token`, `taskgate migrate`, `taskgate policy check|explain`,
+`taskgate openapi`."""
 
 from __future__ import annotations
 
@@ -128,6 +129,15 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    # Imported here: this development command alone loads the gateway's and the service's code.
+    from . import openapi
+
+    path = openapi.write(args.output or openapi.OUTPUT)
+    print(f"taskgate: wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument("--issuer", help="the issuer the token is from, when the policy cannot tell")
     explain_cmd.add_argument("--policy", type=Path, help="a policy file (default: the built-in default policy)")
     explain_cmd.set_defaults(func=cmd_policy_explain)
+    spec = sub.add_parser("openapi", help="regenerate the OpenAPI document the gateway serves at /openapi.json")
+    spec.add_argument("--output", type=Path, help="write here instead of gateway/tasks.openapi.json")
+    spec.set_defaults(func=cmd_openapi)
     return parser
 
 

@@ -8,43 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import jwt
-import pytest
 
+from tests.e2e.conftest import System
 from tests.support.processes import free_port
-from tests.support.services import Service, new_secret, running_gateway, running_task_service
-
-
-@dataclass
-class System:
-    gateway: Service
-    service: Service
-    user_secret: str
-    internal_secret: str
-
-    def token(self, sub: str, ttl: int = 900) -> str:
-        now = int(time.time())
-        return jwt.encode({"sub": sub, "iat": now, "exp": now + ttl}, self.user_secret, algorithm="HS256")
-
-    def client(self, sub: str | None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token(sub)}"} if sub else {}
-        return httpx.Client(base_url=self.gateway.url, headers=headers, timeout=10)
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    work: Path = tmp_path_factory.mktemp("e2e")
-    user_secret, internal_secret = new_secret(), new_secret()
-    with (
-        running_task_service(work, internal_secret) as service,
-        running_gateway(work, service.url, internal_secret, {"GATEWAY_JWT_SECRET": user_secret}) as gateway,
-    ):
-        yield System(gateway, service, user_secret, internal_secret)
+from tests.support.services import new_secret, running_gateway
 
 
 def test_crud_through_the_gateway(system: System) -> None:
@@ -68,6 +39,19 @@ def test_crud_through_the_gateway(system: System) -> None:
         assert alice.post("/api/alice/tasks", json={"title": " "}).status_code == 422
         assert alice.delete(url).status_code == 204
         assert alice.get(url).status_code == 404
+
+
+def test_an_edit_form_put_keeps_what_it_does_not_send(system: System) -> None:
+    """A frontend's edit form sends `PUT {title, description}`: the task stays completed."""
+    with system.client("alice") as alice:
+        task = alice.post("/api/alice/tasks", json={"title": "done", "description": "d", "completed": True}).json()
+        url = f"/api/alice/tasks/{task['id']}"
+        edited = alice.put(url, json={"title": "done, renamed", "description": "edited"})
+        assert edited.status_code == 200
+        assert edited.json()["completed"] is True
+        renamed = alice.put(url, json={"title": "renamed again"})
+        assert (renamed.json()["description"], renamed.json()["completed"]) == ("edited", True)
+        assert alice.get(url).json() == renamed.json()
 
 
 def test_users_are_isolated_by_every_route(system: System) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gateway.openapi import DEFAULT_FILE
 from gateway.settings import ConfigError, GatewaySettings, load_settings
-from tests.support.processes import clean_env
+from tests.support.processes import REPO_ROOT, clean_env
 
 STRONG = "s" * 16 + "t" * 16 + "u" * 8
 OTHER = "v" * 20 + "w" * 20
@@ -32,6 +34,10 @@ def run_gateway(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         (
             {"GATEWAY_JWT_SECRET": STRONG, "GATEWAY_INTERNAL_SECRET": OTHER, "GATEWAY_UPSTREAM_URL": "ftp://x"},
             "GATEWAY_UPSTREAM_URL",
+        ),
+        (
+            {"GATEWAY_JWT_SECRET": STRONG, "GATEWAY_INTERNAL_SECRET": OTHER, "GATEWAY_OPENAPI_FILE": "/nonexistent"},
+            "GATEWAY_OPENAPI_FILE",
         ),
     ],
 )
@@ -69,3 +75,29 @@ def test_value_and_file_together_are_refused(tmp_path: Path) -> None:
 def test_jwks_alone_is_enough() -> None:
     settings = GatewaySettings(jwks_url="http://127.0.0.1:3000/api/auth/jwks", internal_secret=OTHER)
     assert settings.user_secrets == ()
+
+
+def test_the_published_api_document_is_the_committed_one_by_default() -> None:
+    document = GatewaySettings(jwt_secret=STRONG, internal_secret=OTHER).openapi_document
+    assert document is not None
+    assert json.loads(document) == json.loads(DEFAULT_FILE.read_text(encoding="utf-8"))
+
+
+def test_an_empty_openapi_file_setting_publishes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_JWT_SECRET", STRONG)
+    monkeypatch.setenv("GATEWAY_INTERNAL_SECRET", OTHER)
+    monkeypatch.setenv("GATEWAY_OPENAPI_FILE", "")
+    assert load_settings().openapi_document is None
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        (REPO_ROOT / "no-such-file.json", "cannot read"),
+        (REPO_ROOT / "README.md", "is not JSON"),
+        (REPO_ROOT / "deploy" / "better-auth" / "package.json", "not an OpenAPI 3 document"),
+    ],
+)
+def test_an_openapi_file_that_cannot_be_published_is_refused(path: Path, problem: str) -> None:
+    with pytest.raises(ConfigError, match=f"GATEWAY_OPENAPI_FILE: .*{problem}"):
+        GatewaySettings(jwt_secret=STRONG, internal_secret=OTHER, openapi_file=path)

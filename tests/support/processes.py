@@ -68,6 +68,17 @@ class RunningProcess:
     def log_tail(self) -> str:
         return self.log_text()[-LOG_TAIL_CHARS:]
 
+    def log_line(self, text: str, timeout_s: float = 10.0) -> str:
+        """The first log line containing text, polled until it is written or the deadline passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for line in self.log_text().splitlines():
+                if text in line:
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} logged no line with {text!r} in {timeout_s} s:\n{self.log_tail()}")
+            time.sleep(POLL_INTERVAL_S)
+
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGTERM, then SIGKILL after timeout_s; returns the exit code."""
         if self.popen.poll() is None:

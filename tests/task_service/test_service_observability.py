@@ -22,9 +22,8 @@ async def test_metrics_count_by_route_template_and_outcome(api: Api) -> None:
     text = (await api.request("GET", "/metrics", user=None)).text
     for line in (
         'taskgate_service_requests_total{method="POST",outcome="ok",route="/api/{user_id}/tasks",status="201"} 1.0',
-        'taskgate_service_requests_total{method="GET",outcome="ok",route="/api/{user_id}/tasks/{task_id}",'
-        'status="200"} 1.0',
-        'taskgate_service_requests_total{method="GET",outcome="not_found",route="/api/{user_id}/tasks/{task_id}",'
+        'taskgate_service_requests_total{method="GET",outcome="ok",route="/api/{user_id}/tasks/{id}",status="200"} 1.0',
+        'taskgate_service_requests_total{method="GET",outcome="not_found",route="/api/{user_id}/tasks/{id}",'
         'status="404"} 1.0',
         'taskgate_service_requests_total{method="GET",outcome="unauthenticated",route="/api/{user_id}/tasks",'
         'status="401"} 1.0',

@@ -31,15 +31,39 @@ async def test_get_returns_the_task(api: Api) -> None:
     assert response.headers["etag"] == '"1"'
 
 
-async def test_put_replaces_every_field(api: Api) -> None:
+async def test_put_replaces_the_fields_sent_and_keeps_those_left_out(api: Api) -> None:
     created = await api.create(title="old", description="old text", completed=True)
-    response = await api.request("PUT", f"/api/alice/tasks/{created['id']}", json={"title": "new"})
+    url = f"/api/alice/tasks/{created['id']}"
+    response = await api.request("PUT", url, json={"title": "new"})
     assert response.status_code == 200
     task = response.json()
-    assert (task["title"], task["description"], task["completed"]) == ("new", None, False)
+    assert (task["title"], task["description"], task["completed"]) == ("new", "old text", True)
     assert task["created_at"] == created["created_at"]
     assert task["updated_at"] > created["updated_at"]
     assert response.headers["etag"] == '"2"'
+    assert (await api.request("GET", url)).json() == task
+
+
+async def test_put_as_an_edit_form_sends_it_keeps_the_task_completed(api: Api) -> None:
+    """The frontend's edit form sends `{title, description}` and never `completed`."""
+    created = await api.create(title="done", description="d", completed=True)
+    url = f"/api/alice/tasks/{created['id']}"
+    response = await api.request("PUT", url, json={"title": "done, renamed", "description": "edited"})
+    assert response.status_code == 200
+    assert (response.json()["title"], response.json()["description"]) == ("done, renamed", "edited")
+    assert response.json()["completed"] is True
+
+
+async def test_put_with_every_field_replaces_every_field(api: Api) -> None:
+    created = await api.create(title="old", description="old text", completed=True)
+    url = f"/api/alice/tasks/{created['id']}"
+    response = await api.request("PUT", url, json={"title": "new", "description": None, "completed": False})
+    assert response.status_code == 200
+    assert (response.json()["title"], response.json()["description"], response.json()["completed"]) == (
+        "new",
+        None,
+        False,
+    )
 
 
 async def test_patch_changes_only_given_fields(api: Api) -> None:

@@ -93,11 +93,22 @@ async def test_invalid_patch_is_422_and_changes_nothing(api: Api, body: dict[str
     assert (await api.request("GET", url)).json() == created
 
 
-async def test_invalid_put_is_422(api: Api) -> None:
-    created = await api.create(title="stay")
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"description": "no title"}, "title"),
+        ({"title": None}, "title"),
+        ({"title": "x", "completed": None}, "completed"),
+        ({"title": "x", "completed": "yes"}, "completed"),
+        ({"title": "x", "done": True}, "done"),
+    ],
+)
+async def test_invalid_put_is_422_and_changes_nothing(api: Api, body: dict[str, Any], field: str) -> None:
+    created = await api.create(title="stay", completed=True)
     url = f"/api/alice/tasks/{created['id']}"
-    response = await api.request("PUT", url, json={"description": "no title"})
+    response = await api.request("PUT", url, json=body)
     assert response.status_code == 422
+    assert field in str(response.json()["detail"])
     assert (await api.request("GET", url)).json() == created
 
 
@@ -105,7 +116,7 @@ async def test_invalid_put_is_422(api: Api) -> None:
 async def test_invalid_task_id_is_422(api: Api, task_id: str) -> None:
     response = await api.request("GET", f"/api/alice/tasks/{task_id}")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "task_id"]
+    assert response.json()["detail"][0]["loc"] == ["path", "id"]
 
 
 @pytest.mark.parametrize(

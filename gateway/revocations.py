@@ -28,14 +28,13 @@ import aiohttp
 
 from .forward import BodyTooLarge, read_bounded
 from .settings import GatewaySettings
-from .tokens import Identity
+from .tokens import MAX_NUMERIC_DATE, Identity
 
 log = logging.getLogger("gateway.revocations")
 
 # A poll follows `more` at most this many pages; the rest waits for the next poll, from the cursor reached.
 MAX_PAGES_PER_POLL = 100
 MAX_IDENTIFIER_LENGTH = 256
-MAX_NUMERIC_DATE = 2**53
 # Cursors are opaque; they are sent back as a query parameter, so only URL-safe characters are taken.
 _CURSOR = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 

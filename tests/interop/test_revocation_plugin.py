@@ -78,7 +78,13 @@ class Example:
         return self.browsers[-1]
 
     def feed(self) -> list[dict[str, object]]:
-        revoked: list[dict[str, object]] = self.issuer.revocations(self.secret).json()["revoked"]
+        """Every entry in force, page after page, the way a gateway reads them."""
+        revoked: list[dict[str, object]] = []
+        page = self.issuer.revocations(self.secret).json()
+        revoked += page["revoked"]
+        while page["more"]:
+            page = self.issuer.revocations(self.secret, after=page["cursor"]).json()
+            revoked += page["revoked"]
         return revoked
 
 
@@ -142,8 +148,10 @@ def test_a_ban_ends_every_session_of_the_user(with_admin: Example) -> None:
     tokens = [banned.jwt(), second.jwt()]
     moderator.post("/admin/ban-user", {"userId": banned.user_id})
     assert [refused_within(with_admin.gateway.url, banned.user_id, token) for token in tokens] == [401, 401]
-    # Both sessions, and the user as of the ban (which also covers tokens that name no session).
+    # Both sessions, and the user as of the ban (which also covers tokens that name no session), in pages of two.
+    assert with_admin.issuer.revocations(with_admin.secret).json()["more"] is True
     entries = with_admin.feed()
+    assert len(entries) == 3
     assert {entry.get("sid") for entry in entries} >= {segments(token)[1]["sid"] for token in tokens}
     assert any(entry.get("sub") == banned.user_id and "before" in entry for entry in entries)
     assert tasks_status(with_admin.gateway.url, moderator.user_id, moderator.jwt()) == 200

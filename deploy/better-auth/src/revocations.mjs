@@ -14,7 +14,7 @@ import { APIError, createAuthEndpoint } from "better-auth/api";
 
 const MODEL = "taskgateRevocation";
 const MIN_SECRET_BYTES = 32;
-// Entries per answer; a gateway asks again at once while `more` is true.
+// Entries per answer (option pageSize); a gateway asks again at once while `more` is true.
 const PAGE_SIZE = 1000;
 // An answer's closing cursor lies this far in the past, so the next answer repeats the last 5 s: a revocation
 // written by a slow transaction or by an issuer replica whose clock lags is still delivered. Repeats are
@@ -98,9 +98,12 @@ function feedEntry(row) {
 /**
  * The plugin. `secret`: the feed's bearer secret (≥ 32 bytes), or a list of them during a rotation.
  * `tokenLifetimeS`: the longest JWT lifetime, when jwt()'s expirationTime is not a plain span like "15m".
+ * `pageSize`: entries per feed answer (1000).
  */
 export function taskgateRevocations(options = {}) {
   const digests = secretDigests(options.secret);
+  const pageSize = options.pageSize ?? PAGE_SIZE;
+  if (!Number.isInteger(pageSize) || pageSize <= 0) throw new Error("taskgateRevocations: pageSize must be a positive integer");
   let authContext;
   let lifetimeS;
   let nextPruneAt = 0;
@@ -111,14 +114,24 @@ export function taskgateRevocations(options = {}) {
     return getCurrentAdapter(authContext.adapter);
   }
 
+  /** Housekeeping when the feed is read (never inside a deleting transaction), at most once a minute. */
   async function prune() {
     const now = Date.now();
     if (now < nextPruneAt) return;
     nextPruneAt = now + PRUNE_EVERY_MS;
-    await (await adapter()).deleteMany({ model: MODEL, where: [{ field: "expiresAt", operator: "lt", value: new Date(now) }] });
+    try {
+      const where = [{ field: "expiresAt", operator: "lt", value: new Date(now) }];
+      await (await adapter()).deleteMany({ model: MODEL, where });
+    } catch (error) {
+      authContext.logger.error("taskgateRevocations: could not delete expired revocations", error);
+    }
   }
 
-  /** One revocation row. Written inside the deleting transaction when there is one, so both land or neither. */
+  /**
+   * One revocation row. Written inside the deleting transaction when there is one, so both land or neither;
+   * if it cannot be written the hook throws and the session is not deleted: a sign-out that fails visibly
+   * rather than one that leaves its tokens working.
+   */
   async function record({ sessionId, userId }) {
     const now = Date.now();
     // Tokens carry whole-second iat; "before" the next second covers every token minted up to now.
@@ -133,7 +146,6 @@ export function taskgateRevocations(options = {}) {
         expiresAt: new Date((before + lifetimeS + MARGIN_S) * 1000),
       },
     });
-    await prune();
   }
 
   async function recordSession(session, endpointContext) {
@@ -174,10 +186,10 @@ export function taskgateRevocations(options = {}) {
         model: MODEL,
         where,
         sortBy: { field: "seq", direction: "asc" },
-        limit: PAGE_SIZE + 1,
+        limit: pageSize + 1,
       });
-      const more = rows.length > PAGE_SIZE;
-      const page = more ? rows.slice(0, PAGE_SIZE) : rows;
+      const more = rows.length > pageSize;
+      const page = more ? rows.slice(0, pageSize) : rows;
       const cursor = more ? page.at(-1).seq : String(Math.max(0, started - OVERLAP_MS)).padStart(SEQ_DIGITS, "0");
       return ctx.json({ cursor, more, revoked: page.map(feedEntry) });
     },

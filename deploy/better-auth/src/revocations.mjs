@@ -47,7 +47,9 @@ export function withSessionId(definePayload) {
 /** The accepted secrets as SHA-256 digests: equal lengths let timingSafeEqual compare any presented value. */
 function secretDigests(secret) {
   const list = (Array.isArray(secret) ? secret : [secret]).filter((s) => typeof s === "string" && s !== "");
-  if (list.length === 0) throw new Error("taskgateRevocations: a secret is required (the gateway's GATEWAY_REVOCATION_SECRET)");
+  if (list.length === 0) {
+    throw new Error("taskgateRevocations: a secret is required (the gateway's GATEWAY_REVOCATION_SECRET)");
+  }
   for (const s of list) {
     if (Buffer.byteLength(s, "utf8") < MIN_SECRET_BYTES) {
       throw new Error(`taskgateRevocations: each secret must be at least ${MIN_SECRET_BYTES} bytes`);
@@ -79,7 +81,9 @@ function tokenLifetime(options, jwtPlugin) {
   }
   const lifetime = lifetimeSeconds(jwtPlugin.options?.jwt?.expirationTime ?? "15m");
   if (lifetime === undefined) {
-    throw new Error("taskgateRevocations: cannot read jwt({ jwt: { expirationTime } }) as a time span; pass tokenLifetimeS");
+    throw new Error(
+      "taskgateRevocations: cannot read jwt({ jwt: { expirationTime } }) as a time span; pass tokenLifetimeS",
+    );
   }
   return lifetime;
 }
@@ -103,7 +107,9 @@ function feedEntry(row) {
 export function taskgateRevocations(options = {}) {
   const digests = secretDigests(options.secret);
   const pageSize = options.pageSize ?? PAGE_SIZE;
-  if (!Number.isInteger(pageSize) || pageSize <= 0) throw new Error("taskgateRevocations: pageSize must be a positive integer");
+  if (!Number.isInteger(pageSize) || pageSize <= 0) {
+    throw new Error("taskgateRevocations: pageSize must be a positive integer");
+  }
   let authContext;
   let lifetimeS;
   let nextPruneAt = 0;
@@ -176,7 +182,10 @@ export function taskgateRevocations(options = {}) {
       }
       const after = ctx.query?.after;
       if (after !== undefined && (typeof after !== "string" || !CURSOR.test(after))) {
-        throw new APIError("BAD_REQUEST", { message: "after must be a cursor from this feed", code: "REVOCATION_FEED_BAD_CURSOR" });
+        throw new APIError("BAD_REQUEST", {
+          message: "after must be a cursor from this feed",
+          code: "REVOCATION_FEED_BAD_CURSOR",
+        });
       }
       const started = Date.now();
       await prune();
@@ -200,9 +209,14 @@ export function taskgateRevocations(options = {}) {
     init(ctx) {
       authContext = ctx;
       const jwtPlugin = ctx.options.plugins?.find((plugin) => plugin.id === "jwt");
-      if (!jwtPlugin) throw new Error("taskgateRevocations: add Better Auth's jwt() plugin; it mints the tokens the gateway checks");
+      if (!jwtPlugin) {
+        throw new Error("taskgateRevocations: add Better Auth's jwt() plugin; it mints the tokens the gateway checks");
+      }
       if (!jwtPlugin.options?.jwt?.definePayload?.[SESSION_CLAIM]) {
-        throw new Error("taskgateRevocations: jwt() must add the session id: jwt({ jwt: { definePayload: withSessionId(yourDefinePayload) } })");
+        throw new Error(
+          "taskgateRevocations: jwt() must add the session id: " +
+            "jwt({ jwt: { definePayload: withSessionId(yourDefinePayload) } })",
+        );
       }
       if (ctx.options.secondaryStorage && !ctx.options.session?.storeSessionInDatabase) {
         // Sessions kept only in secondary storage end without any database hook: nothing would be recorded.

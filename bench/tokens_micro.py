@@ -1,15 +1,19 @@
-"""Micro-benchmark: what one pyjwt verification costs per algorithm (µs per `jwt.decode`).
+"""Micro-benchmark: what one pyjwt verification costs per algorithm (µs per `jwt.decode`), and what the
+gateway's cached verdict costs without and with the revocation check (GATEWAY_REVOCATION_URL).
 
-This is the price a proxy pays per request without a verified-token cache; keys are loaded once, as a
-gateway with a cached JWKS would hold them. Run pinned: `taskset -c 0 python -m bench.tokens_micro`.
+The first is the price a proxy pays per request without a verified-token cache; keys are loaded once, as a
+gateway with a cached JWKS would hold them. The second is the gateway's hot path once a token has been
+verified. Run pinned: `taskset -c 0 python -m bench.tokens_micro`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,12 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/tokens_micro.py`
 
 from bench import tokens
+from gateway.revocations import FeedPage, RevocationList
+from gateway.tokens import TokenVerifier
 
 ROUNDS = 5
+# Revoked sessions and users held while the cached verdict is checked: a busy hour's sign-outs.
+REVOCATIONS_HELD = 10_000
 
 
 def _keys() -> dict[str, tuple[Any, Any]]:
@@ -38,8 +46,16 @@ def _keys() -> dict[str, tuple[Any, Any]]:
     }
 
 
+def _best_us(call: Callable[[], object], seconds: float) -> float:
+    """Best of ROUNDS timings, µs per call, each round sized to about seconds/ROUNDS."""
+    timer = timeit.Timer(call)
+    number, elapsed = timer.autorange()
+    number = max(1, int(number * seconds / ROUNDS / max(elapsed, 1e-9)))
+    return min(timer.repeat(ROUNDS, number)) / number * 1e6
+
+
 def verify_costs(seconds_per_alg: float = 0.5) -> dict[str, float]:
-    """Best of ROUNDS timings, µs per verification, each round sized to about seconds_per_alg/ROUNDS."""
+    """µs per pyjwt verification, per algorithm."""
     costs = {}
     sub = tokens.user_id(0)
     for alg, (signing, verifying) in _keys().items():
@@ -48,10 +64,49 @@ def verify_costs(seconds_per_alg: float = 0.5) -> dict[str, float]:
         def verify(token: str = token, verifying: Any = verifying, alg: str = alg) -> None:
             jwt.decode(token, verifying, algorithms=[alg])
 
-        timer = timeit.Timer(verify)
-        number, elapsed = timer.autorange()
-        number = max(1, int(number * seconds_per_alg / ROUNDS / max(elapsed, 1e-9)))
-        costs[alg] = min(timer.repeat(ROUNDS, number)) / number * 1e6
+        costs[alg] = _best_us(verify, seconds_per_alg)
+    return costs
+
+
+def _revocations(sub: str) -> RevocationList:
+    """REVOCATIONS_HELD entries, none revoking the measured token, one a cut-off on its user: the longest
+    path through the check for a token that passes."""
+    held = RevocationList(leeway_s=30)
+    sessions = {f"session-{i}": 2.0**31 for i in range(REVOCATIONS_HELD // 2)}
+    users = {f"user-{i}": (0.0, 2.0**31) for i in range(REVOCATIONS_HELD // 2 - 1)}
+    held.merge(FeedPage("c", False, sessions, {**users, sub: (1.0, 2.0**31)}))
+    held.loaded = True
+    return held
+
+
+def cached_check_costs(seconds_per_case: float = 0.5) -> dict[str, float]:
+    """µs per verdict answered from the gateway's verified-token cache, without and with revocations."""
+    secret = tokens.new_secret()
+    sub = tokens.user_id(0)
+    token = jwt.encode({"sub": sub, "sid": "session-x", "iat": 2, "exp": 2**31 - 1}, secret, algorithm="HS256")
+    cases = {
+        "cached verdict": None,
+        f"cached verdict + revocation check ({REVOCATIONS_HELD:,} held)": _revocations(sub),
+    }
+    costs = {}
+    for name, revocations in cases.items():
+        verifier = TokenVerifier(
+            hmac_secrets=(secret.encode(),),
+            keys=None,
+            issuer=None,
+            audience=(),
+            leeway_s=30,
+            max_ttl_s=None,
+            cache_size=16,
+            revocations=revocations,
+        )
+        asyncio.run(verifier.verify(token))
+        assert verifier.remembered(token) is not None
+
+        def check(verifier: TokenVerifier = verifier) -> None:
+            verifier.remembered(token)
+
+        costs[name] = _best_us(check, seconds_per_case)
     return costs
 
 
@@ -59,13 +114,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
-    costs = verify_costs()
+    costs = {**verify_costs(), **cached_check_costs()}
     if args.json:
         print(json.dumps(costs))
         return
-    print("| algorithm | µs per verify |\n|---|---|")
-    for alg, cost in costs.items():
-        print(f"| {alg} | {cost:.1f} |")
+    print("| check | µs |\n|---|---|")
+    for name, cost in costs.items():
+        print(f"| {name} | {cost:.2f} |")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from .metrics import GatewayMetrics
 from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, checked_target, route_label
 from .protocol import SERVER_NAME, Reply, Request, internal_error, json_reply
 from .ratelimit import RateLimiter
+from .revocations import revocation_feed
 from .settings import GatewaySettings
-from .tokens import AuthorizationMalformed, Identity, InvalidToken, TokenVerifier, bearer_token
+from .tokens import AuthorizationMalformed, Identity, InvalidToken, RevocationsUnavailable, TokenVerifier, bearer_token
 
 log = logging.getLogger("gateway")
 
@@ -51,6 +52,7 @@ class Gateway:
         self.signer = AssertionSigner(settings.internal_secrets[0])
         self.cors = Cors(settings.cors_origins)
         self.jwks: JwksCache | None = None
+        self.revocations = revocation_feed(settings)
         self.tokens = TokenVerifier(
             hmac_secrets=settings.user_secrets,
             keys=None,
@@ -59,6 +61,7 @@ class Gateway:
             leeway_s=settings.jwt_leeway_s,
             max_ttl_s=settings.jwt_max_ttl_s,
             cache_size=settings.token_cache_size,
+            revocations=self.revocations.revoked if self.revocations is not None else None,
         )
         self.limiter = (
             RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst) if settings.rate_limit_per_s else None
@@ -83,8 +86,12 @@ class Gateway:
             )
             self.tokens.use_keys(self.jwks)
             await self.jwks.refresh()
+        if self.revocations is not None:
+            await self.revocations.start(self.upstream.session)
 
     async def stop(self) -> None:
+        if self.revocations is not None:
+            await self.revocations.stop()
         await self.upstream.close()
         if self.access_log is not None:
             self.access_log.flush()
@@ -164,6 +171,8 @@ class Gateway:
         except InvalidToken as exc:
             log.info("token rejected", extra={"reason": str(exc)})
             raise GatewayError(401, "invalid token", {"WWW-Authenticate": CHALLENGE_INVALID}) from None
+        except RevocationsUnavailable:
+            raise GatewayError(503, "revocations not loaded yet", {"Retry-After": "1"}) from None
 
     # 3. authorise
     def _authorise(self, identity: Identity, target: Target) -> None:
@@ -255,7 +264,12 @@ class Gateway:
             checks = {"accepting": not self.draining, "upstream": await self.upstream.ready()}
             if self.jwks is not None:
                 checks["jwks"] = self.jwks.ready
+            if self.revocations is not None:
+                checks["revocations"] = self.revocations.ready
             ready = all(checks.values())
-            reply = json_reply(200 if ready else 503, {"ready": ready, "checks": checks}, [("Server", SERVER_NAME)])
+            body: dict[str, object] = {"ready": ready, "checks": checks}
+            if self.revocations is not None:
+                body["revocations"] = self.revocations.status()
+            reply = json_reply(200 if ready else 503, body, [("Server", SERVER_NAME)])
         self.cors.decorate(request.headers, reply.headers)
         return reply

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from .forward import Upstream
 from .jwks import JwksCache
+from .revocations import RevocationFeed
 from .tokens import TokenVerifier
 
 
@@ -27,6 +29,7 @@ class Watched(Protocol):
     tokens: TokenVerifier
     upstream: Upstream
     jwks: JwksCache | None
+    revocations: RevocationFeed | None
 
 
 class _GatewayCollector(Collector):
@@ -46,6 +49,7 @@ class _GatewayCollector(Collector):
         fetches.add_metric(["ok"], (jwks.fetches - jwks.failures) if jwks else 0)
         fetches.add_metric(["failed"], jwks.failures if jwks else 0)
         yield fetches
+        yield from _revocation_metrics(gateway.revocations)
         yield GaugeMetricFamily(
             "taskgate_gateway_upstream_inflight",
             "Requests currently using a pooled upstream connection",
@@ -54,6 +58,26 @@ class _GatewayCollector(Collector):
         yield GaugeMetricFamily(
             "taskgate_gateway_upstream_pool_size", "Upstream connection pool limit", value=gateway.upstream.pool_size
         )
+
+
+def _revocation_metrics(feed: RevocationFeed | None) -> Iterator[Metric]:
+    """Entries held and how old they are: a rising age means the issuer is unreachable (the last set is kept)."""
+    polls = CounterMetricFamily(
+        "taskgate_gateway_revocation_polls", "Revocation feed polls by result", labels=["result"]
+    )
+    polls.add_metric(["ok"], (feed.polls - feed.failures) if feed else 0)
+    polls.add_metric(["failed"], feed.failures if feed else 0)
+    yield polls
+    yield GaugeMetricFamily(
+        "taskgate_gateway_revocations", "Revoked sessions and users held", value=len(feed.revoked) if feed else 0
+    )
+    # +Inf until the first complete load; NaN when revocation is off.
+    age = feed.age_s if feed else math.nan
+    yield GaugeMetricFamily(
+        "taskgate_gateway_revocations_age_seconds",
+        "Seconds since the revocation set was last brought up to date",
+        value=math.inf if age is None else age,
+    )
 
 
 OUTCOMES = {
@@ -67,6 +91,7 @@ OUTCOMES = {
     415: "unsupported_media_type",
     429: "rate_limited",
     502: "upstream_error",
+    503: "unavailable",
     504: "upstream_timeout",
 }
 

@@ -92,6 +92,15 @@ class GatewaySettings(BaseSettings):
     jwks_timeout_s: float = Field(5.0, gt=0, le=60)
     jwks_max_bytes: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
 
+    # Revocations followed from the issuer's feed (gateway/revocations.py); unset URL = off.
+    revocation_url: str | None = None
+    revocation_secret: SecretStr | None = None
+    revocation_secret_file: Path | None = None
+    revocation_poll_s: float = Field(1.0, ge=0.05, le=300)
+    revocation_timeout_s: float = Field(2.0, gt=0, le=60)
+    revocation_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    revocation_max_stale_s: float | None = Field(None, gt=0)
+
     rate_limit_per_s: float = Field(0.0, ge=0, le=1_000_000)
     rate_limit_burst: int = Field(20, ge=1, le=1_000_000)
 
@@ -106,6 +115,7 @@ class GatewaySettings(BaseSettings):
     _user_secrets: tuple[bytes, ...] = ()
     _internal_secrets: tuple[bytes, ...] = ()
     _openapi_document: bytes | None = None
+    _revocation_secrets: tuple[bytes, ...] = ()
 
     @field_validator("cors_origins", "jwt_audience", mode="before")
     @classmethod
@@ -117,7 +127,7 @@ class GatewaySettings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("upstream_url", "jwks_url")
+    @field_validator("upstream_url", "jwks_url", "revocation_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -136,7 +146,21 @@ class GatewaySettings(BaseSettings):
             raise ConfigError("GATEWAY_JWT_SECRET and GATEWAY_INTERNAL_SECRET must be different secrets")
         object.__setattr__(self, "_user_secrets", user)
         object.__setattr__(self, "_internal_secrets", internal)
+        object.__setattr__(self, "_revocation_secrets", self._resolve_revocation_secrets(user + internal))
         return self
+
+    def _resolve_revocation_secrets(self, others: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        secrets = _secret_list("GATEWAY_REVOCATION_SECRET", self.revocation_secret, self.revocation_secret_file)
+        if self.revocation_url and not secrets:
+            raise ConfigError("GATEWAY_REVOCATION_SECRET (the issuer's BA_REVOCATION_SECRET) is required with the URL")
+        if secrets and not self.revocation_url:
+            raise ConfigError("GATEWAY_REVOCATION_SECRET is set but GATEWAY_REVOCATION_URL is not")
+        if any(not secret.isascii() or not secret.decode().isprintable() for secret in secrets):
+            raise ConfigError("GATEWAY_REVOCATION_SECRET must be printable ASCII (it is sent as an HTTP header)")
+        if set(secrets) & set(others):
+            # It is sent to the issuer on every poll: it must not be a secret that mints or asserts identities.
+            raise ConfigError("GATEWAY_REVOCATION_SECRET must differ from the JWT and internal secrets")
+        return secrets
 
     @model_validator(mode="after")
     def _load_openapi(self) -> GatewaySettings:
@@ -161,6 +185,11 @@ class GatewaySettings(BaseSettings):
     def openapi_document(self) -> bytes | None:
         """The API description to publish at GET /openapi.json, read and checked at start."""
         return self._openapi_document
+
+    @property
+    def revocation_secret_value(self) -> bytes | None:
+        """The bearer secret sent to the revocation feed (the first of a list); None when revocation is off."""
+        return self._revocation_secrets[0] if self._revocation_secrets else None
 
 
 def load_settings() -> GatewaySettings:

@@ -41,12 +41,19 @@ class InvalidToken(ValueError):
     """A presented token failed verification (→ 401 invalid_token). The message is for logs, never a token."""
 
 
+class RevocationsUnavailable(Exception):
+    """Revocations are configured but not loaded yet: accepting any token could resurrect a revoked one (→ 503)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """The verified caller, and until when that verdict may be reused."""
 
     user_id: str
     valid_until: float
+    # What a revocation can name: the issuer's session (`sid`) and the issue time (`iat`), when the token has them.
+    session_id: str | None = None
+    issued_at: float | None = None
 
 
 class KeySource(Protocol):
@@ -54,6 +61,17 @@ class KeySource(Protocol):
 
     async def key_for(self, kid: str) -> jwt.PyJWK | None:
         """The key with this `kid`, or None when none is known even after an allowed refetch."""
+
+
+class Revocations(Protocol):
+    """Sessions and users the issuer has revoked (gateway/revocations.py); a lookup, never I/O."""
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a complete set has been read from the issuer at least once."""
+
+    def revoked(self, identity: Identity) -> bool:
+        """Whether the issuer revoked the session or user this identity was issued for."""
 
 
 def bearer_token(values: list[str]) -> str | None:
@@ -123,6 +141,7 @@ class TokenVerifier:
         leeway_s: int,
         max_ttl_s: int | None,
         cache_size: int,
+        revocations: Revocations | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._hmac_secrets = hmac_secrets
@@ -133,6 +152,7 @@ class TokenVerifier:
         self._max_ttl = max_ttl_s
         self._cache_size = cache_size
         self._cache: dict[str, Identity] = {}
+        self._revocations = revocations
         self._clock = clock
         self.cache_hits = 0
         self.cache_misses = 0
@@ -146,22 +166,33 @@ class TokenVerifier:
         self._cache.clear()
 
     def remembered(self, token: str) -> Identity | None:
-        """A still-valid verdict for `token` from the cache: the common case, answered without a coroutine."""
+        """A still-valid verdict for `token` from the cache: the common case, answered without a coroutine.
+
+        A verdict is only as good as the revocations it was checked against, so they are consulted again here:
+        a cached token whose session was revoked since is dropped and refused by the full verification.
+        """
         cached = self._cache.get(token)
         if cached is not None:
-            if self._clock() < cached.valid_until:
+            if self._clock() < cached.valid_until and (
+                self._revocations is None or not self._revocations.revoked(cached)
+            ):
                 self.cache_hits += 1
                 return cached
             del self._cache[token]
         return None
 
     async def verify(self, token: str) -> Identity:
-        """Return the identity in `token` or raise InvalidToken; never raises anything else."""
+        """Return the identity in `token` or raise InvalidToken (or RevocationsUnavailable); nothing else."""
         identity = self.remembered(token)
         if identity is not None:
             return identity
         self.cache_misses += 1
         identity = await self._verify_uncached(token, self._clock())
+        if self._revocations is not None:
+            if not self._revocations.loaded:
+                raise RevocationsUnavailable
+            if self._revocations.revoked(identity):
+                raise InvalidToken("token revoked")
         if self._cache_size:
             if len(self._cache) >= self._cache_size:
                 del self._cache[next(iter(self._cache))]
@@ -205,7 +236,12 @@ class TokenVerifier:
                 raise InvalidToken(type(exc).__name__) from None
             except (ValueError, TypeError):
                 raise InvalidToken("token could not be verified") from None
-            return Identity(user_id=payload["sub"], valid_until=self._valid_until(payload))
+            return Identity(
+                user_id=payload["sub"],
+                valid_until=self._valid_until(payload),
+                session_id=payload.get("sid"),
+                issued_at=payload.get("iat"),
+            )
         raise InvalidToken("signature does not verify")
 
     async def _asymmetric_candidate(self, header: Mapping[str, Any], alg: str) -> list[tuple[Any, str]]:
@@ -225,6 +261,9 @@ class TokenVerifier:
             raise InvalidToken("sub missing or not a valid user id")
         if not _is_number(payload.get("exp")):
             raise InvalidToken("exp missing or not a number")
+        if "sid" in payload and not isinstance(payload["sid"], str):
+            # A session id of another type could never match a revocation: refused, not silently unrevocable.
+            raise InvalidToken("sid is not a string")
         for claim in ("iat", "nbf"):
             if claim in payload and not _is_number(payload[claim]):
                 raise InvalidToken(f"{claim} is not a number")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 DEV_DIR = Path(".taskgate")
 DEV_FILE = DEV_DIR / "dev-secrets.env"
-NAMES = ("GATEWAY_JWT_SECRET", "TASKGATE_INTERNAL_SECRET", "BETTER_AUTH_SECRET")
+NAMES = ("GATEWAY_JWT_SECRET", "TASKGATE_INTERNAL_SECRET", "BETTER_AUTH_SECRET", "TASKGATE_REVOCATION_SECRET")
 
 
 def _read(path: Path) -> dict[str, str]:

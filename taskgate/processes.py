@@ -63,6 +63,7 @@ class Stack:
     user_secret: str
     internal_secret: str
     auth_secret: str
+    revocation_secret: str
     issuer: str | None = None
     audience: str | None = None
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
@@ -78,6 +79,7 @@ class Stack:
             user_secret=os.environ.get("GATEWAY_JWT_SECRET") or dev["GATEWAY_JWT_SECRET"],
             internal_secret=os.environ.get("GATEWAY_INTERNAL_SECRET") or dev["TASKGATE_INTERNAL_SECRET"],
             auth_secret=os.environ.get("BETTER_AUTH_SECRET") or dev["BETTER_AUTH_SECRET"],
+            revocation_secret=os.environ.get("BA_REVOCATION_SECRET") or dev["TASKGATE_REVOCATION_SECRET"],
             issuer=os.environ.get("GATEWAY_JWT_ISSUER"),
             audience=os.environ.get("GATEWAY_JWT_AUDIENCE"),
         )
@@ -132,6 +134,9 @@ class Stack:
             gateway_env["GATEWAY_CORS_ORIGINS"] = ",".join(
                 filter(None, [os.environ.get("GATEWAY_CORS_ORIGINS"), self.auth_url])
             )
+            # Sign-out ends API access: the gateway follows the issuer's revocation feed.
+            gateway_env["GATEWAY_REVOCATION_URL"] = f"{self.auth_url}/api/auth/revocations"
+            gateway_env["GATEWAY_REVOCATION_SECRET"] = self.revocation_secret
         return self._spawn("gateway", [sys.executable, "-m", "gateway"], gateway_env, f"{self.gateway_url}/healthz")
 
     def _auth_available(self) -> bool:
@@ -153,6 +158,7 @@ class Stack:
             "GATEWAY_URL": self.gateway_url,
             # Used only in JWT_MODE=hs256, where the issuer signs with the secret the gateway verifies.
             "GATEWAY_JWT_SECRET": self.user_secret,
+            "BA_REVOCATION_SECRET": self.revocation_secret,
         }
         return self._spawn("better auth", ["node", "server.mjs"], env, f"{self.auth_url}/healthz", cwd=BETTER_AUTH_DIR)
 

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_pl
 
 from tests.support.better_auth import PASSWORD, Issuer, running_issuer
 from tests.support.processes import REPO_ROOT, free_port
+from tests.support.revocation import refused_within, tasks_status
 from tests.support.services import Service, new_secret, running_gateway, running_task_service
 
 pytestmark = pytest.mark.slow
@@ -48,18 +49,29 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     work_dir = tmp_path_factory.mktemp("demo")
     internal_secret = new_secret()
+    revocation_secret = new_secret()
     gateway_port = free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     with ExitStack() as stack:
         service = stack.enter_context(running_task_service(work_dir, internal_secret))
         issuer = stack.enter_context(
-            running_issuer(work_dir, {"JWT_MODE": "eddsa", "GATEWAY_URL": gateway_url, "BA_JWT_TTL_S": TOKEN_TTL_S})
+            running_issuer(
+                work_dir,
+                {
+                    "JWT_MODE": "eddsa",
+                    "GATEWAY_URL": gateway_url,
+                    "BA_JWT_TTL_S": TOKEN_TTL_S,
+                    "BA_REVOCATION_SECRET": revocation_secret,
+                },
+            )
         )
         gateway_settings = {
             "GATEWAY_JWKS_URL": issuer.jwks_url,
             "GATEWAY_JWT_ISSUER": issuer.origin,
             "GATEWAY_JWT_AUDIENCE": issuer.origin,
             "GATEWAY_CORS_ORIGINS": issuer.origin,
+            "GATEWAY_REVOCATION_URL": issuer.revocations_url,
+            "GATEWAY_REVOCATION_SECRET": revocation_secret,
         }
         gateway = stack.enter_context(
             running_gateway(work_dir, service.url, internal_secret, gateway_settings, port=gateway_port)
@@ -178,8 +190,14 @@ def test_sign_up_and_manage_tasks_in_the_browser(demo: Demo, browser: Browser) -
         ("Write the report", "due Friday", True),
     ]
 
+    # Signing out ends the API access of the JWT the page held, not at its exp but within seconds; the session
+    # this test signed in with above is another one and keeps working.
+    captured = api_calls[-1].headers["authorization"].removeprefix("Bearer ")
+    assert tasks_status(demo.gateway.url, user.id, captured) == 200
     page.get_by_test_id("sign-out").click()
     expect(page.get_by_test_id("auth-section")).to_be_visible()
+    assert refused_within(demo.gateway.url, user.id, captured) == 401
+    assert tasks_status(demo.gateway.url, user.id, demo.issuer.jwt(user)) == 200
     page.reload()
     expect(page.get_by_test_id("auth-section")).to_be_visible()
     expect(page.get_by_test_id("tasks-section")).to_be_hidden()

@@ -44,11 +44,12 @@ TASK_SERVICE_VARS = env_names(TaskServiceSettings)
 
 
 def better_auth_vars() -> frozenset[str]:
-    """Variables the issuer's loadConfig reads: `env.NAME`, `(env, "NAME"` and, for secrets, NAME_FILE too."""
+    """Variables the issuer's loadConfig reads: `env.NAME`, `(env, "NAME"` and, for secrets (secretFromEnv,
+    secretList), NAME_FILE too."""
     source = BETTER_AUTH_CONFIG.read_text()
     names = set(re.findall(r"\benv\.([A-Z][A-Z0-9_]*)", source))
     names |= set(re.findall(r"\(env, \"([A-Z][A-Z0-9_]*)\"", source))
-    names |= {f"{name}_FILE" for name in re.findall(r"secretFromEnv\(env, \"([A-Z][A-Z0-9_]*)\"", source)}
+    names |= {f"{name}_FILE" for name in re.findall(r"secret(?:FromEnv|List)\(env, \"([A-Z][A-Z0-9_]*)\"", source)}
     return frozenset(names)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from taskgate.cli import parse_duration
 from tests.support.processes import clean_env, free_port
+from tests.support.revocation import refused_within, tasks_status
 
 TASKGATE = [sys.executable, "-c", "import sys; from taskgate.cli import main; sys.exit(main())"]
 
@@ -86,8 +87,17 @@ def test_up_with_node_also_runs_better_auth_and_the_demo_page(tmp_path: Path) ->
         )
         assert created.status_code == 201
         assert created.headers["Access-Control-Allow-Origin"] == f"http://127.0.0.1:{auth_port}"
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["checks"]["jwks"] is True
+        checks = httpx.get(f"http://127.0.0.1:{port}/readyz").json()["checks"]
+        assert checks["jwks"] is checks["revocations"] is True
         origin = f"http://127.0.0.1:{auth_port}"
+        # Sign-out ends API access: the issuer's revocation feed is on and the gateway follows it.
+        with httpx.Client(base_url=origin, headers={"Origin": origin}) as browser:
+            body = {"name": "Ada", "email": "ada@example.com", "password": "correct horse battery staple"}
+            user_id = browser.post("/api/auth/sign-up/email", json=body).json()["user"]["id"]
+            user_token = browser.get("/api/auth/token").json()["token"]
+            assert tasks_status(f"http://127.0.0.1:{port}", user_id, user_token) == 200
+            assert browser.post("/api/auth/sign-out", json={}).status_code == 200
+        assert refused_within(f"http://127.0.0.1:{port}", user_id, user_token) == 401
         assert f"GATEWAY_JWT_ISSUER={origin} GATEWAY_JWT_AUDIENCE={origin} .venv/bin/taskgate token" in lines[-1]
     finally:
         proc.send_signal(signal.SIGINT)

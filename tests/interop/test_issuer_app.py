@@ -30,6 +30,9 @@ GOOD_SECRET = "s" * 32
         ({"JWT_MODE": "hs256", "GATEWAY_JWT_SECRET": GOOD_SECRET}, "must differ from BETTER_AUTH_SECRET"),
         ({"BA_JWT_TTL_S": "15m"}, "BA_JWT_TTL_S must be a positive integer"),
         ({"GATEWAY_URL": "javascript:alert(1)"}, "GATEWAY_URL must be an http(s) URL"),
+        ({"BA_REVOCATION_SECRET": "too short"}, "BA_REVOCATION_SECRET must be set and at least 32 bytes"),
+        ({"BA_REVOCATION_SECRET": f"{'r' * 32},short"}, "BA_REVOCATION_SECRET must be set and at least 32 bytes"),
+        ({"BA_REVOCATION_SECRET": GOOD_SECRET}, "BA_REVOCATION_SECRET must differ from BETTER_AUTH_SECRET"),
     ],
 )
 def test_bad_settings_stop_the_issuer(settings: dict[str, str], message: str, tmp_path: Path) -> None:

@@ -111,6 +111,10 @@ REFUSED_401: dict[str, str] = {
     "sub non-ASCII": token(sub="ålice"),
     "sub look-alike Cyrillic": token(sub="\u0430lice"),
     "sub over 128 characters": token(sub="a" * 129),
+    # A session id no revocation could name: refused rather than made unrevocable.
+    "sid number": token(sid=123),
+    "sid list": token(sid=["s1"]),
+    "sid null": token(sid=None),
     "duplicate sub in payload": raw_token('{"alg":"HS256"}', f'{{"sub":"bob","sub":"alice","exp":{NOW + 900}}}'),
     "duplicate exp in payload": raw_token('{"alg":"HS256"}', f'{{"sub":"alice","exp":1,"exp":{NOW + 900}}}'),
     "duplicate alg in header": raw_token('{"alg":"none","alg":"HS256"}', f'{{"sub":"alice","exp":{NOW + 900}}}'),

@@ -61,6 +61,25 @@ class Issuer:
         token: str = response.json()["token"]
         return token
 
+    def sign_out(self, user: BetterAuthUser) -> None:
+        """End user's session, as its "Sign out" button would."""
+        with self._client() as client:
+            response = client.post(
+                "/api/auth/sign-out", json={}, headers={"Authorization": f"Bearer {user.session_token}"}
+            )
+        response.raise_for_status()
+
+    def revocations(self, secret: str | None, after: str | None = None) -> httpx.Response:
+        """The revocation feed (GET /api/auth/revocations), with `secret` as its bearer credential."""
+        headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+        params = {"after": after} if after is not None else {}
+        with self._client() as client:
+            return client.get("/api/auth/revocations", headers=headers, params=params)
+
+    @property
+    def revocations_url(self) -> str:
+        return f"{self.origin}/api/auth/revocations"
+
     def revoke_sessions(self, user: BetterAuthUser) -> None:
         """End every session of user (Better Auth's revoke-sessions), as signing out everywhere would."""
         with self._client() as client:
@@ -104,4 +123,25 @@ def running_issuer(
         return Launch(["node", "server.mjs"], env, f"http://127.0.0.1:{chosen}/healthz")
 
     with running_on_port(name, launch, work_dir, port=port, cwd=ISSUER_DIR) as (proc, chosen):
+        yield Issuer(f"http://127.0.0.1:{chosen}", proc)
+
+
+@contextmanager
+def running_example_issuer(work_dir: Path, module: str, revocation_secret: str) -> Iterator[Issuer]:
+    """A Better Auth server built from an example configuration (`deploy/better-auth/<module>`), not ours:
+    served by test-fixtures/serve.mjs with its schema migrated, configured as Better Auth reads its environment."""
+
+    def launch(chosen: int) -> Launch:
+        origin = f"http://127.0.0.1:{chosen}"
+        env = clean_env(
+            {
+                "BA_PORT": str(chosen),
+                "BETTER_AUTH_URL": origin,
+                "BETTER_AUTH_SECRET": secrets.token_urlsafe(32),
+                "BA_REVOCATION_SECRET": revocation_secret,
+            }
+        )
+        return Launch(["node", "test-fixtures/serve.mjs", module], env, f"{origin}/healthz")
+
+    with running_on_port("example-issuer", launch, work_dir, cwd=ISSUER_DIR) as (proc, chosen):
         yield Issuer(f"http://127.0.0.1:{chosen}", proc)

@@ -27,6 +27,13 @@ function requireSecret(value, name) {
   return value;
 }
 
+/** A comma list of secrets (a rotation accepts each); empty when the variable is unset. */
+function secretList(env, name) {
+  const items = secretFromEnv(env, name).split(",").map((s) => s.trim()).filter(Boolean);
+  for (const item of items) requireSecret(item, name);
+  return items;
+}
+
 function positiveInt(env, name, fallback) {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -81,6 +88,8 @@ export function loadConfig(env = process.env) {
     ttlS: positiveInt(env, "BA_JWT_TTL_S", 900),
     gatewayURL: originOf(env, "GATEWAY_URL", "http://127.0.0.1:8080"),
     hsSecret: undefined,
+    // The revocation feed (GET /api/auth/revocations) exists only when its bearer secret is configured.
+    revocationSecrets: secretList(env, "BA_REVOCATION_SECRET"),
   };
   if (mode === "hs256") {
     // Same variable and rotation rule as the gateway: a comma list whose first entry is current.
@@ -89,6 +98,10 @@ export function loadConfig(env = process.env) {
     if (config.hsSecret === config.authSecret) {
       throw new ConfigError("GATEWAY_JWT_SECRET must differ from BETTER_AUTH_SECRET");
     }
+  }
+  const others = [config.authSecret, config.hsSecret];
+  if (config.revocationSecrets.some((secret) => others.includes(secret))) {
+    throw new ConfigError("BA_REVOCATION_SECRET must differ from BETTER_AUTH_SECRET and GATEWAY_JWT_SECRET");
   }
   return config;
 }

@@ -2,6 +2,8 @@
 // asymmetric keys published as a JWKS, or HS256 with a secret shared with the gateway.
 import { SignJWT } from "jose";
 
+import { withSessionId } from "./revocations.mjs";
+
 /** A jwt.sign callback that signs HS256 with the shared secret; Better Auth has no built-in HS256. */
 function hs256Signer(secret) {
   const key = new TextEncoder().encode(secret);
@@ -20,8 +22,14 @@ function hs256Signer(secret) {
 }
 
 export function jwtPluginOptions(config) {
-  // A number here would be taken as the absolute `exp` claim, so the lifetime goes in as a time span.
-  const jwt = { issuer: config.issuer, audience: config.audience, expirationTime: `${config.ttlS}s` };
+  // A number here would be taken as the absolute `exp` claim, so the lifetime goes in as a time span. Every
+  // token names its session (`sid`), so a revoked session's tokens can be refused one by one.
+  const jwt = {
+    issuer: config.issuer,
+    audience: config.audience,
+    expirationTime: `${config.ttlS}s`,
+    definePayload: withSessionId(),
+  };
   if (config.mode === "hs256") {
     // Better Auth insists on a remoteUrl (and an alg for its metadata) whenever jwt.sign is custom;
     // the URL is never served, since an HMAC secret must not be published.

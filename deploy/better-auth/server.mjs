@@ -1,5 +1,6 @@
 // The reference Better Auth issuer for taskgate: Better Auth's HTTP API under /api/auth/, the demo
-// page at /, and /config.json telling the page where the gateway is.
+// page at /, and /config.json telling the page where the gateway is (and, as a testing aid, the files of
+// BA_EXTRA_STATIC_DIR under /app/: a frontend of one's own on Better Auth's origin).
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { toNodeHandler } from "better-auth/node";
@@ -16,6 +17,7 @@ function sendJson(res, status, body, headers = {}) {
 function buildHandler(config, auth) {
   const authHandler = toNodeHandler(auth);
   const files = loadStaticFiles(join(config.appDir, "public"));
+  if (config.extraStaticDir) loadStaticFiles(config.extraStaticDir, "/app", files);
   const pageHeaders = pageSecurityHeaders(config.gatewayURL);
   const pageConfig = { gatewayURL: config.gatewayURL };
   return (req, res) => {

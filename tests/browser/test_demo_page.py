@@ -8,85 +8,27 @@ stored, read back through the gateway with the user's own token.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Request, expect
 
-from tests.support.better_auth import PASSWORD, Issuer, running_issuer
-from tests.support.processes import REPO_ROOT, free_port
+from tests.support.better_auth import PASSWORD
 from tests.support.revocation import refused_within, tasks_status
-from tests.support.services import Service, new_secret, running_gateway, running_task_service
+
+from .conftest import ARTIFACTS, Demo, running_stack
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
 SCREENSHOT = ARTIFACTS / "demo-page.png"
 # 62 s tokens make the page renew its JWT (at exp - 60 s) about every two seconds during the test.
 TOKEN_TTL_S = "62"
 
 
-@dataclass
-class Demo:
-    issuer: Issuer
-    gateway: Service
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    work_dir = tmp_path_factory.mktemp("demo")
-    internal_secret = new_secret()
-    revocation_secret = new_secret()
-    gateway_port = free_port()
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    with ExitStack() as stack:
-        service = stack.enter_context(running_task_service(work_dir, internal_secret))
-        issuer = stack.enter_context(
-            running_issuer(
-                work_dir,
-                {
-                    "JWT_MODE": "eddsa",
-                    "GATEWAY_URL": gateway_url,
-                    "BA_JWT_TTL_S": TOKEN_TTL_S,
-                    "BA_REVOCATION_SECRET": revocation_secret,
-                },
-            )
-        )
-        gateway_settings = {
-            "GATEWAY_JWKS_URL": issuer.jwks_url,
-            "GATEWAY_JWT_ISSUER": issuer.origin,
-            "GATEWAY_JWT_AUDIENCE": issuer.origin,
-            "GATEWAY_CORS_ORIGINS": issuer.origin,
-            "GATEWAY_REVOCATION_URL": issuer.revocations_url,
-            "GATEWAY_REVOCATION_SECRET": revocation_secret,
-        }
-        gateway = stack.enter_context(
-            running_gateway(work_dir, service.url, internal_secret, gateway_settings, port=gateway_port)
-        )
-        yield Demo(issuer, gateway)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with running_stack(tmp_path_factory.mktemp("demo"), {"BA_JWT_TTL_S": TOKEN_TTL_S}) as stack:
+        yield stack
 
 
 def task_item(page: Page, title: str) -> Locator:

@@ -33,6 +33,7 @@ GOOD_SECRET = "s" * 32
         ({"BA_REVOCATION_SECRET": "too short"}, "BA_REVOCATION_SECRET must be set and at least 32 bytes"),
         ({"BA_REVOCATION_SECRET": f"{'r' * 32},short"}, "BA_REVOCATION_SECRET must be set and at least 32 bytes"),
         ({"BA_REVOCATION_SECRET": GOOD_SECRET}, "BA_REVOCATION_SECRET must differ from BETTER_AUTH_SECRET"),
+        ({"BA_EXTRA_STATIC_DIR": "/nonexistent/app"}, "BA_EXTRA_STATIC_DIR must be a directory"),
     ],
 )
 def test_bad_settings_stop_the_issuer(settings: dict[str, str], message: str, tmp_path: Path) -> None:
@@ -61,6 +62,28 @@ def test_page_config_and_headers(tmp_path: Path) -> None:
         for path in ("/server.mjs", "/src/config.mjs", "/%2e%2e/server.mjs", "/package.json"):
             assert client.get(path).status_code == 404, path
         assert client.post("/").status_code == 405
+
+
+def test_an_extra_static_dir_is_served_under_app(tmp_path: Path) -> None:
+    """BA_EXTRA_STATIC_DIR (a testing aid) adds its files under /app/, read at start like the page's own."""
+    app_dir = tmp_path / "built"
+    (app_dir / "nested").mkdir(parents=True)
+    (app_dir / "index.html").write_text("<p>own frontend</p>")
+    (app_dir / "app.js").write_text("export {};")
+    (app_dir / "secret.env").write_text("X=1")
+    (app_dir / "nested" / "deep.js").write_text("export {};")
+    with (
+        running_issuer(tmp_path, {"BA_EXTRA_STATIC_DIR": str(app_dir)}) as issuer,
+        httpx.Client(base_url=issuer.origin) as client,
+    ):
+        index = client.get("/app/")
+        assert index.text == "<p>own frontend</p>"
+        assert "connect-src 'self'" in index.headers["Content-Security-Policy"]
+        assert client.get("/app/index.html").text == index.text
+        assert client.get("/app/app.js").headers["Content-Type"].startswith("text/javascript")
+        assert 'id="task-list"' in client.get("/").text  # the demo page is still at /
+        for path in ("/app", "/app/secret.env", "/app/nested/deep.js", "/app/../server.mjs", "/index.js"):
+            assert client.get(path).status_code == 404, path
 
 
 def test_hs256_mode_publishes_no_keys(tmp_path: Path) -> None:

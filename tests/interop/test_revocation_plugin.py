@@ -20,6 +20,7 @@ from tests.support.better_auth import ISSUER_DIR, PASSWORD, Issuer, running_exam
 from tests.support.processes import REPO_ROOT, clean_env, free_port
 from tests.support.revocation import refused_within, tasks_status
 from tests.support.services import Service, new_secret, running_gateway
+from tests.support.snippets import marked_lines
 
 from .conftest import gateway_settings
 from .tokens import segments
@@ -111,15 +112,10 @@ def with_admin(tmp_path: Path, task_service: Service, internal_secret: str) -> I
     yield from example("test-fixtures/admin-issuer.mjs", tmp_path, task_service, internal_secret)
 
 
-def setup_lines(path: Path) -> list[str]:
-    lines = path.read_text().splitlines()
-    return lines[lines.index("// revocation-setup:start") + 1 : lines.index("// revocation-setup:end")]
-
-
 def test_the_doc_shows_the_set_up_this_file_runs() -> None:
-    shown = setup_lines(ISSUER_DIR / MINIMAL)
-    assert any("taskgateRevocations({ secret" in line for line in shown)
-    assert "\n".join(shown) in DOC.read_text()
+    shown = marked_lines(ISSUER_DIR / MINIMAL, "revocation-setup")
+    assert "taskgateRevocations({ secret" in shown
+    assert shown in DOC.read_text()
 
 
 def test_a_minimal_better_auth_with_the_plugin_ends_api_access_at_sign_out(minimal: Example) -> None:

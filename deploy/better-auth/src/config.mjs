@@ -1,6 +1,6 @@
 // Reads the issuer's settings from the environment once, and refuses to start on a bad value:
 // a misconfigured issuer must fail loudly rather than sign tokens the gateway will reject.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -61,6 +61,14 @@ function originOf(env, name, fallback) {
   return url.origin;
 }
 
+/** An existing directory, or undefined when the variable is unset. */
+function directoryOf(env, name) {
+  const raw = env[name];
+  if (!raw) return undefined;
+  if (!statSync(raw, { throwIfNoEntry: false })?.isDirectory()) throw new ConfigError(`${name} must be a directory`);
+  return resolve(raw);
+}
+
 function listOrSingle(raw) {
   const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
   return items.length > 1 ? items : items[0];
@@ -90,6 +98,8 @@ export function loadConfig(env = process.env) {
     hsSecret: undefined,
     // The revocation feed (GET /api/auth/revocations) exists only when its bearer secret is configured.
     revocationSecrets: secretList(env, "BA_REVOCATION_SECRET"),
+    // A testing aid: a frontend's built files served under /app/, on Better Auth's origin as in a Next.js app.
+    extraStaticDir: directoryOf(env, "BA_EXTRA_STATIC_DIR"),
   };
   if (mode === "hs256") {
     // Same variable and rotation rule as the gateway: a comma list whose first entry is current.

@@ -10,14 +10,13 @@ const TYPES = {
   ".svg": "image/svg+xml",
 };
 
-/** Maps "/name" to {body, type} for every servable file in dir; "/" is index.html. */
-export function loadStaticFiles(dir) {
-  const files = new Map();
+/** Maps "prefix/name" to {body, type} for every servable file in dir, into files; "prefix/" is index.html. */
+export function loadStaticFiles(dir, prefix = "", files = new Map()) {
   for (const name of readdirSync(dir)) {
     const type = TYPES[extname(name)];
-    if (type) files.set(`/${name}`, { body: readFileSync(join(dir, name)), type });
+    if (type) files.set(`${prefix}/${name}`, { body: readFileSync(join(dir, name)), type });
   }
-  if (files.has("/index.html")) files.set("/", files.get("/index.html"));
+  if (files.has(`${prefix}/index.html`)) files.set(`${prefix}/`, files.get(`${prefix}/index.html`));
   return files;
 }
 

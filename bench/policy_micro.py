@@ -3,7 +3,7 @@
 The policy must not make the gateway slower as it grows: a 50-route policy should cost what the default
 costs. Measured per call, best of ROUNDS interleaved rounds: `locate` as the gateway calls it (the LRU
 answers repeated targets); the uncached path (strict checks + dispatch + one regex: what a never-seen
-target pays); a 404; `authorise` with one `match` rule; and today's `gateway.paths.parse_target` /
+target pays); a 404; `authorise` with one `match` rule; and today's `gateway.policy.paths.parse_target` /
 `checked_target` for reference. Two 50-route shapes: "distinct" (each API under its own first segment, as
 real policies look) and "params-first" (every template starts with a parameter: the first segment tells
 nothing apart). Run pinned: `taskset -c 0 python -m bench.policy_micro`.
@@ -22,11 +22,11 @@ from pathlib import Path
 if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/policy_micro.py`
 
-from gateway.paths import checked_target, parse_target
 from gateway.policy.default import default_policy
 from gateway.policy.file import parse_policy
 from gateway.policy.match import Router, authorise
 from gateway.policy.model import Issuer, Policy
+from gateway.policy.paths import checked_target, parse_target
 from gateway.settings import GatewaySettings
 
 ROUNDS = 7

@@ -24,8 +24,8 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/tokens_micro.py`
 
 from bench import tokens
-from gateway.revocations import FeedPage, RevocationList
-from gateway.tokens import TokenVerifier
+from gateway.auth.revocations import FeedPage, RevocationList
+from gateway.auth.verifier import TokenVerifier
 
 ROUNDS = 5
 # Revoked sessions and users held while the cached verdict is checked: a busy hour's sign-outs.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .protocol import Reply, json_reply
+from .http.messages import Reply, json_reply
 
 
 class GatewayError(Exception):

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from .errors import error_response
-from .protocol import Reply
+from .http.messages import Reply
 
 PATH = "/openapi.json"
 ROUTE = PATH  # its own route label in metrics and the access log

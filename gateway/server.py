@@ -17,11 +17,11 @@ from types import FrameType
 
 from aiohttp import http, web
 
-from . import logs
-from .app import Gateway
-from .listener import Listener
-from .metrics import admin_app
-from .protocol import ConnectionLimits
+from .http.client_connection import ConnectionLimits
+from .http.listener import Listener
+from .ops import logs
+from .ops.metrics import admin_app
+from .pipeline import Pipeline
 from .settings import ConfigError, GatewaySettings, load_settings
 
 log = logging.getLogger("gateway")
@@ -54,8 +54,8 @@ def serve(settings: GatewaySettings, *, worker: int = 0, reuse_port: bool = Fals
 class RunningGateway:
     """A started gateway: its collaborators and its public listener, stopped together."""
 
-    def __init__(self, gateway: Gateway, listener: Listener) -> None:
-        self.gateway = gateway
+    def __init__(self, pipeline: Pipeline, listener: Listener) -> None:
+        self.pipeline = pipeline
         self.listener = listener
 
     @property
@@ -64,35 +64,35 @@ class RunningGateway:
 
     async def stop(self) -> None:
         """Stop accepting, drain connections (GATEWAY_SHUTDOWN_TIMEOUT_S), then close the upstream pool."""
-        await self.listener.close(self.gateway.settings.shutdown_timeout_s)
-        await self.gateway.stop()
+        await self.listener.close(self.pipeline.settings.shutdown_timeout_s)
+        await self.pipeline.stop()
 
 
 async def open_gateway(
     settings: GatewaySettings, *, host: str | None = None, port: int | None = None, reuse_port: bool = False
 ) -> RunningGateway:
     """Start a gateway exactly as production does (the tests start theirs through here too)."""
-    gateway = Gateway(settings)
-    await gateway.start()
+    pipeline = Pipeline(settings)
+    await pipeline.start()
     limits = ConnectionLimits(
         header_timeout_s=settings.header_timeout_s, keepalive_timeout_s=settings.keepalive_timeout_s
     )
-    listener = Listener(gateway.handle, limits)
+    listener = Listener(pipeline.handle, limits)
     host = settings.host if host is None else host
     port = settings.port if port is None else port
     try:
         await listener.open(host, port, reuse_port=reuse_port)
     except OSError as exc:
-        await gateway.stop()
+        await pipeline.stop()
         raise ListenError(f"{host}:{port} ({exc.strerror})") from None
-    return RunningGateway(gateway, listener)
+    return RunningGateway(pipeline, listener)
 
 
-async def _start_admin(settings: GatewaySettings, gateway: Gateway, worker: int) -> web.AppRunner | None:
+async def _start_admin(settings: GatewaySettings, pipeline: Pipeline, worker: int) -> web.AppRunner | None:
     """Metrics on their own listener (GATEWAY_ADMIN_PORT, + worker index), never on the public port."""
     if settings.admin_port is None:
         return None
-    runner = web.AppRunner(admin_app(gateway.metrics), handle_signals=False, access_log=None)
+    runner = web.AppRunner(admin_app(pipeline.metrics), handle_signals=False, access_log=None)
     await runner.setup()
     port = settings.admin_port + worker if settings.admin_port else 0
     host = settings.admin_host or settings.host
@@ -118,7 +118,7 @@ def _tune_gc() -> None:
 async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) -> None:
     running = await open_gateway(settings, reuse_port=reuse_port)
     try:
-        admin = await _start_admin(settings, running.gateway, worker)
+        admin = await _start_admin(settings, running.pipeline, worker)
     except ListenError:
         await running.stop()
         raise
@@ -129,7 +129,7 @@ async def _serve(settings: GatewaySettings, *, worker: int, reuse_port: bool) ->
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     log.info("gateway draining (up to %.0f s)", settings.shutdown_timeout_s)
-    running.gateway.draining = True
+    running.pipeline.draining = True
     if settings.drain_delay_s:
         # Keep serving while load balancers notice /readyz failing, then stop accepting.
         await asyncio.sleep(settings.drain_delay_s)

@@ -92,7 +92,7 @@ class GatewaySettings(BaseSettings):
     jwks_timeout_s: float = Field(5.0, gt=0, le=60)
     jwks_max_bytes: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
 
-    # Revocations followed from the issuer's feed (gateway/revocations.py); unset URL = off.
+    # Revocations followed from the issuer's feed (gateway/auth/revocations.py); unset URL = off.
     revocation_url: str | None = None
     revocation_secret: SecretStr | None = None
     revocation_secret_file: Path | None = None

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from gateway.app import Gateway
+from gateway.pipeline import Pipeline
 from gateway.server import RunningGateway, open_gateway
 from gateway.settings import GatewaySettings
 
@@ -114,8 +114,8 @@ class GatewayUnderTest:
         return self.running.port
 
     @property
-    def gateway(self) -> Gateway:
-        return self.running.gateway
+    def pipeline(self) -> Pipeline:
+        return self.running.pipeline
 
     @property
     def url(self) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..assertion import AUDIENCE
 from ..settings import GatewaySettings
+from .assertion import AUDIENCE
 from .claims import ClaimRef, MatchRule
 from .file import load_policy
 from .model import Issuer, Policy, Route, Upstream

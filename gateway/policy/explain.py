@@ -17,10 +17,9 @@ from typing import Any
 import aiohttp
 import jwt
 
-from ..jwks import JwksCache
-from ..paths import BadTarget, NotRouted
+from ..auth.jwks import JwksCache
+from ..auth.verifier import InvalidToken, TokenVerifier
 from ..settings import GatewaySettings
-from ..tokens import InvalidToken, TokenVerifier
 from .match import (
     STATUS,
     Forbidden,
@@ -32,6 +31,7 @@ from .match import (
     claim_headers,
 )
 from .model import Issuer, Policy, Route
+from .paths import BadTarget, NotRouted
 
 COLUMN = 9
 

@@ -7,7 +7,7 @@ The outcomes are domain errors, not HTTP answers (one table in the pipeline maps
 Cost: a 50-route policy must cost what the 3-route default costs. Routes are grouped by segment count and
 then by the literal at the position that tells them apart best, each group joined into one regex; a target
 is matched against the one group that could hold its route (in file order), and accepted targets are
-remembered in a bounded LRU, as `gateway.paths.checked_target` does today. Measured: bench/policy_micro.py.
+remembered in a bounded LRU, as `gateway.policy.paths.checked_target` does today. Measured: bench/policy_micro.py.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..paths import BadTarget, NotRouted, check_target
-from ..tokens import InvalidToken
+from ..auth.verifier import InvalidToken
 from .model import Policy, Route
+from .paths import BadTarget, NotRouted, check_target
 from .templates import pattern
 
 TARGET_CACHE_SIZE = 1024

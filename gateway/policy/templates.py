@@ -1,7 +1,7 @@
 """Path templates such as `/api/{user_id}/tasks/{id:int}`, compiled into one anchored regex each.
 
 A parameter is always a whole segment and its grammar can never hold `/`, `.`-only segments, `%` or `;`, so
-a parameter value is exactly the bytes of one segment of a target that `gateway.paths.check_target` already
+a parameter value is exactly the bytes of one segment of a target that `gateway.policy.paths.check_target` already
 accepted: nothing is decoded, and the value compared with a claim is the value the upstream routes on.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..paths import USER_ID_PATTERN, BadTarget, check_target
+from .paths import USER_ID_PATTERN, BadTarget, check_target
 
 # `{name}`: the user-id grammar; `{name:int}`: the task-id grammar (no sign, no leading zero, fits int64);
 # `{name:uuid}`: the canonical 8-4-4-4-12 form, all lower case or all upper case (never mixed, so one UUID has

@@ -12,7 +12,7 @@ import json
 import pytest
 from aiohttp import ClientSession, web
 
-from gateway.app import Gateway
+from gateway.pipeline import Pipeline
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token, raw_request
 from tests.security.wire import Response, parse_responses
 
@@ -263,7 +263,7 @@ async def test_every_gateway_refusal_is_readable_by_the_page(
     def broken(*_args: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(Gateway, "_authorise", broken)
+    monkeypatch.setattr(Pipeline, "_authorise", broken)
     cases.append((500, await send(gw.port, "GET", "/api/alice/tasks", token)))
     for status, answer in cases:
         assert answer.status == status, (status, answer)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.assertion import AUDIENCE, ISSUER, LIFETIME_S, TYPE, AssertionSigner
+from gateway.policy.assertion import AUDIENCE, ISSUER, LIFETIME_S, TYPE, AssertionSigner
 
 SECRET = b"s" * 32
 

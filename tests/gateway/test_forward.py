@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.forward import Upstream
+from gateway.http.upstream_pool import Upstream
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Routing and authorisation outcomes: first match wins; 400/404/405/401/403 as domain errors; the default
-policy routes exactly as `gateway.paths.parse_target` does today."""
+policy routes exactly as `gateway.policy.paths.parse_target` does today."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from gateway.paths import BadTarget, NotRouted, parse_target
+from gateway.auth.verifier import InvalidToken
 from gateway.policy.default import default_policy
 from gateway.policy.file import parse_policy
 from gateway.policy.match import (
@@ -23,7 +23,7 @@ from gateway.policy.match import (
     claim_headers,
 )
 from gateway.policy.model import Issuer, Policy
-from gateway.tokens import InvalidToken
+from gateway.policy.paths import BadTarget, NotRouted, parse_target
 from tests.gateway_fixtures import gateway_settings
 from tests.security.test_fuzz import targets as attack_targets
 from tests.security.test_paths import CONFUSED

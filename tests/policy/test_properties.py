@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.paths import BadTarget, NotRouted
 from gateway.policy.claims import ClaimRef, MatchRule, RequireRule
 from gateway.policy.match import Forbidden, IssuerNotAccepted, MethodNotAllowed, Router, authorise, check_method
 from gateway.policy.model import Issuer, Policy, Route, Upstream
+from gateway.policy.paths import BadTarget, NotRouted
 from gateway.policy.templates import parse_template
 
 BOUNDED = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

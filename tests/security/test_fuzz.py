@@ -21,17 +21,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.routing import compile_path
 
-from gateway.forward import Upstream
-from gateway.paths import ROUTE_COLLECTION, ROUTE_COMPLETE, ROUTE_ITEM, BadTarget, NotRouted, parse_target
+from gateway.auth.extract import AuthorizationMalformed, bearer_token
+from gateway.auth.verifier import ASSERTION_TYPE, MAX_TOKEN_LENGTH, InvalidToken, TokenVerifier
+from gateway.http.upstream_pool import Upstream
+from gateway.policy.paths import ROUTE_COLLECTION, ROUTE_COMPLETE, ROUTE_ITEM, BadTarget, NotRouted, parse_target
 from gateway.server import open_gateway
-from gateway.tokens import (
-    ASSERTION_TYPE,
-    MAX_TOKEN_LENGTH,
-    AuthorizationMalformed,
-    InvalidToken,
-    TokenVerifier,
-    bearer_token,
-)
 from task_service.assertion import request_target
 from tests.gateway_fixtures import INTERNAL_SECRET, JWT_SECRET, gateway_settings
 from tests.security.tokens import b64url, raw_token, token

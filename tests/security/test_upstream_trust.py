@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 
-from gateway.assertion import AssertionSigner
+from gateway.policy.assertion import AssertionSigner
 from tests.security.wire import exchange
 from tests.support.services import Service, new_secret, running_task_service
 

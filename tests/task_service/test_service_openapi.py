@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from gateway.openapi import DEFAULT_FILE
-from gateway.paths import USER_ID_PATTERN, NotRouted, parse_target
+from gateway.policy.paths import USER_ID_PATTERN, NotRouted, parse_target
 from task_service.api import router
 from task_service.assertion import USER_ID
 from task_service.schemas import TaskCreate, TaskPatch, TaskReplace

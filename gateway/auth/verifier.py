@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import jwt
 
-from .paths import USER_ID_PATTERN
+from ..policy.paths import USER_ID_PATTERN
 
 MAX_TOKEN_LENGTH = 8192
 # Far beyond any real time claim (year ~285 million), yet exactly representable as a float.
@@ -31,10 +31,6 @@ ASSERTION_TYPE = "tg-assertion+jwt"
 _TOKEN68 = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _SUB = re.compile(USER_ID_PATTERN)
 _FORBIDDEN_HEADER_PARAMS = frozenset({"crit", "jku", "x5u", "jwk", "x5c", "zip", "enc"})
-
-
-class AuthorizationMalformed(ValueError):
-    """The request's Authorization is ambiguous as HTTP: more than one header (→ 400 invalid_request)."""
 
 
 class InvalidToken(ValueError):
@@ -64,7 +60,7 @@ class KeySource(Protocol):
 
 
 class Revocations(Protocol):
-    """Sessions and users the issuer has revoked (gateway/revocations.py); a lookup, never I/O."""
+    """Sessions and users the issuer has revoked (gateway/auth/revocations.py); a lookup, never I/O."""
 
     @property
     def loaded(self) -> bool:
@@ -72,25 +68,6 @@ class Revocations(Protocol):
 
     def revoked(self, identity: Identity) -> bool:
         """Whether the issuer revoked the session or user this identity was issued for."""
-
-
-def bearer_token(values: list[str]) -> str | None:
-    """Extract the bearer value from all Authorization header values, whatever its shape.
-
-    None means no bearer credentials were offered: no header, another scheme, or `Bearer` with nothing after it
-    (→ plain 401 challenge). Any value that is there is returned as it is, even `null` or two words, and gets
-    the verifier's verdict (→ 401 invalid_token): RFC 6750 §3.1 makes a presented token that cannot be used
-    `invalid_token`, and clients send their user to sign in on a 401, not on a 400. Only two headers are
-    refused here: which one would be the credential is ambiguous.
-    """
-    if not values:
-        return None
-    if len(values) > 1:
-        raise AuthorizationMalformed("more than one Authorization header")
-    scheme, _, rest = values[0].strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return rest.strip(" \t") or None
 
 
 def _b64url_json(segment: str) -> dict[str, Any]:

@@ -13,20 +13,22 @@ import time
 from aiohttp import HttpVersion10, HttpVersion11, http_exceptions
 
 from . import openapi
-from .assertion import AssertionSigner
-from .cors import Cors
+from .auth.extract import AuthorizationMalformed, bearer_token
+from .auth.jwks import JwksCache
+from .auth.revocations import revocation_feed
+from .auth.verifier import Identity, InvalidToken, RevocationsUnavailable, TokenVerifier
 from .errors import GatewayError, error_response
-from .forward import BodyTooLarge, Upstream, read_stream
-from .headers import UnsafeHeader, client_response_headers, request_id, upstream_request_headers
-from .jwks import JwksCache
-from .logs import AccessLog
-from .metrics import GatewayMetrics
-from .paths import ROUTE_OTHER, BadTarget, NotRouted, Target, checked_target, route_label
-from .protocol import SERVER_NAME, Reply, Request, internal_error, json_reply
-from .ratelimit import RateLimiter
-from .revocations import revocation_feed
+from .http.bodies import BodyTooLarge, read_stream
+from .http.messages import SERVER_NAME, Reply, Request, internal_error, json_reply
+from .http.upstream_pool import Upstream
+from .ops.logs import AccessLog
+from .ops.metrics import GatewayMetrics
+from .policy.assertion import AssertionSigner
+from .policy.cors import Cors
+from .policy.headers import UnsafeHeader, client_response_headers, request_id, upstream_request_headers
+from .policy.paths import ROUTE_OTHER, BadTarget, NotRouted, Target, checked_target, route_label
+from .policy.ratelimit import RateLimiter
 from .settings import GatewaySettings
-from .tokens import AuthorizationMalformed, Identity, InvalidToken, RevocationsUnavailable, TokenVerifier, bearer_token
 
 log = logging.getLogger("gateway")
 
@@ -37,7 +39,7 @@ SUPPORTED_VERSIONS = (HttpVersion10, HttpVersion11)
 PROBES = ("/healthz", "/readyz")
 
 
-class Gateway:
+class Pipeline:
     """Holds the per-process collaborators; stateless across requests apart from caches."""
 
     def __init__(self, settings: GatewaySettings) -> None:

@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable
 
-from .errors import GatewayError
+from ..errors import GatewayError
 
 
 class RateLimiter:

@@ -13,43 +13,17 @@ import ssl
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp.streams import StreamReader
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from .errors import GatewayError
-from .upstream_protocol import StaleConnection, UpstreamConnection
+from ..errors import GatewayError
+from .bodies import BodyTooLarge, read_stream
+from .upstream_connection import StaleConnection, UpstreamConnection
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Methods whose requests always carry Content-Length, even when the body is empty.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class BodyTooLarge(Exception):
-    """A peer sent more than the gateway is willing to hold in memory."""
-
-
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read a whole client-session response body, refusing (not truncating) one larger than `limit`."""
-    if (resp.content_length or 0) > limit:
-        raise BodyTooLarge
-    return await read_stream(resp.content, limit)
-
-
-async def read_stream(stream: StreamReader, limit: int) -> bytes:
-    """Read a whole body, refusing (not truncating) one larger than `limit`."""
-    if stream.is_eof():  # the usual case: the whole body came with the head, so nothing to wait for
-        whole = stream.read_nowait()
-        if len(whole) > limit:
-            raise BodyTooLarge
-        return whole
-    body = bytearray()
-    while chunk := await stream.readany():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge
-    return bytes(body)
 
 
 @dataclass(frozen=True, slots=True)

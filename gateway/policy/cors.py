@@ -20,10 +20,10 @@ import re
 
 from multidict import CIMultiDictProxy
 
-from .errors import GatewayError
+from ..errors import GatewayError
+from ..http.messages import Reply
 from .headers import FORWARDED_REQUEST_HEADERS
 from .paths import API_METHODS
-from .protocol import Reply
 
 DEFAULT_ALLOWED_HEADERS = ", ".join(["Authorization", "X-Request-Id", *FORWARDED_REQUEST_HEADERS])
 EXPOSED_HEADERS = (

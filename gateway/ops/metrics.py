@@ -17,14 +17,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .forward import Upstream
-from .jwks import JwksCache
-from .revocations import RevocationFeed
-from .tokens import TokenVerifier
+from ..auth.jwks import JwksCache
+from ..auth.revocations import RevocationFeed
+from ..auth.verifier import TokenVerifier
+from ..http.upstream_pool import Upstream
 
 
 class Watched(Protocol):
-    """What the collector reads from the gateway (kept structural to avoid an import cycle with app.py)."""
+    """What the collector reads from the gateway (kept structural to avoid an import cycle with pipeline.py)."""
 
     tokens: TokenVerifier
     upstream: Upstream

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from .forward import BodyTooLarge, read_bounded
+from ..http.bodies import BodyTooLarge, read_bounded
 
 log = logging.getLogger("gateway.jwks")
 

@@ -7,6 +7,7 @@ and — just as important — that a rejected request never arrived at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
+from gateway.auth.verifier import TokenVerifier
 from gateway.pipeline import Pipeline
+from gateway.policy.default import default_policy
+from gateway.policy.match import Router
 from gateway.server import RunningGateway, open_gateway
 from gateway.settings import GatewaySettings
 
@@ -79,6 +83,13 @@ class Recorder:
         return web.json_response({"ready": True})
 
 
+@functools.cache
+def task_router() -> Router:
+    """The built-in default policy's router: the task API's routes exactly as the gateway matches them."""
+    settings = GatewaySettings(jwt_secret=JWT_SECRET, internal_secret=INTERNAL_SECRET)
+    return Router(default_policy(settings))
+
+
 def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "upstream_url": upstream_url,
@@ -116,6 +127,13 @@ class GatewayUnderTest:
     @property
     def pipeline(self) -> Pipeline:
         return self.running.pipeline
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """The running policy's token verifier (its cache counters)."""
+        runtime = self.pipeline.runtime
+        assert runtime is not None
+        return runtime.verifier
 
     @property
     def url(self) -> str:

@@ -28,3 +28,15 @@ def bearer_token(values: list[str]) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return rest.strip(" \t") or None
+
+
+class BearerMissing(LookupError):
+    """No bearer credentials were offered on a route that needs them (→ 401 with a plain challenge)."""
+
+
+def required_bearer(values: list[str]) -> str:
+    """The bearer value of a request to an authenticated route: raises BearerMissing or AuthorizationMalformed."""
+    token = bearer_token(values)
+    if token is None:
+        raise BearerMissing("bearer token required")
+    return token

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiohttp import HttpVersion, HttpVersion10
+from aiohttp import HttpVersion, HttpVersion10, HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from multidict import CIMultiDictProxy
 
 log = logging.getLogger("gateway")
 
 SERVER_NAME = "taskgate"
+SUPPORTED_VERSIONS = (HttpVersion10, HttpVersion11)
 # Phrases for the statuses the HTTP layer produces itself; the parser's own message is never shown or logged.
 PHRASES = {400: "malformed HTTP request", 431: "request header fields too large", 500: "internal error"}
 
@@ -43,6 +44,11 @@ class Reply:
 
 def json_reply(status: int, payload: object, headers: list[tuple[str, str]] | None = None) -> Reply:
     return Reply(status, [("Content-Type", "application/json"), *(headers or ())], json.dumps(payload).encode())
+
+
+def error_response(status: int, detail: str, headers: list[tuple[str, str]] | None = None) -> Reply:
+    """The one error shape, `{"detail": …}`; `detail` is always a fixed gateway phrase, never client input."""
+    return json_reply(status, {"detail": detail}, headers)
 
 
 def internal_error(exc: Exception) -> Reply:
@@ -81,3 +87,21 @@ class Request:
 
 
 Handler = Callable[[Request], Awaitable[Reply]]
+
+
+class UnsupportedVersion(Exception):
+    """Neither HTTP/1.0 nor HTTP/1.1 (→ 400): llhttp reads a request line without a version (HTTP/0.9) and
+    then still parses header lines."""
+
+
+class UnsupportedExpectation(Exception):
+    """An `Expect` other than `100-continue` (→ 417)."""
+
+
+def check_request(request: Request) -> None:
+    """What every request must be before anything else looks at it."""
+    if request.version not in SUPPORTED_VERSIONS:
+        raise UnsupportedVersion
+    expect = request.headers.get("Expect")
+    if expect is not None and expect.lower() != "100-continue":
+        raise UnsupportedExpectation

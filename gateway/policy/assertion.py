@@ -1,8 +1,11 @@
-"""The gateway assertion: proof for the task service that a request passed this gateway's checks.
+"""The gateway assertion: proof for an upstream that a request passed this gateway's checks.
 
-It binds the user to the exact method and request target, so a captured assertion cannot be replayed for
-another user, route or query; its short lifetime bounds replay of the identical request. Format:
-docs/contract.md.
+It names the upstream it was made for (`aud`: the upstream's name in the policy; the task service's is
+`task-service`), so an assertion captured at one upstream is refused by another, and binds the user to the
+exact method and request target, so it cannot be replayed for another user, route or query; its short
+lifetime bounds replay of the identical request. An `auth: none` route's assertion has no `sub`: the upstream
+still knows the request came through the gateway, and an upstream that requires a user (the task service
+does) refuses it. Format: docs/contract.md.
 
 It is produced on every forwarded request, so the fixed JOSE header is encoded once, the claims object is
 laid out once with every string value escaped by the json module's own C escaper, and the keyed HMAC state
@@ -32,7 +35,10 @@ def _b64url(data: bytes) -> bytes:
 
 
 _HEADER = _b64url(json.dumps({"alg": "HS256", "typ": TYPE}, separators=(",", ":")).encode())
-_CLAIMS_START = f'{{"iss":{encode_basestring(ISSUER)},"aud":{encode_basestring(AUDIENCE)},"sub":'
+
+
+def _claims_start(audience: str) -> str:
+    return f'{{"iss":{encode_basestring(ISSUER)},"aud":{encode_basestring(audience)}'
 
 
 class AssertionSigner:
@@ -40,11 +46,16 @@ class AssertionSigner:
 
     def __init__(self, secret: bytes) -> None:
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)  # keyed once, copied per assertion
+        self._starts: dict[str, str] = {}  # audience → the claims' fixed opening, laid out once per upstream
 
-    def sign(self, *, method: str, target: str, user_id: str, request_id: str) -> str:
+    def sign(self, *, audience: str, method: str, target: str, user_id: str | None, request_id: str) -> str:
         now = int(time.time())
+        start = self._starts.get(audience)
+        if start is None:
+            start = self._starts[audience] = _claims_start(audience)
+        user = "" if user_id is None else f',"sub":{encode_basestring(user_id)}'
         claims = (
-            f"{_CLAIMS_START}{encode_basestring(user_id)},"
+            f"{start}{user},"
             f'"mth":{encode_basestring(method)},"tgt":{encode_basestring(target)},'
             f'"iat":{now},"exp":{now + LIFETIME_S},"rid":{encode_basestring(request_id)}}}'
         )

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import jwt
 
-from ..auth.jwks import JwksCache
-from ..auth.verifier import InvalidToken, TokenVerifier
+from ..auth.issuers import build_verifier, key_sets_for
+from ..auth.verifier import InvalidToken
+from ..http.client import outbound_session
 from ..settings import GatewaySettings
 from .match import (
     STATUS,
@@ -164,30 +164,17 @@ async def inspect_token(policy: Policy, token: str, *, issuer_hint: str | None, 
     unverified = "claims decoded WITHOUT verifying the signature (for this explanation only; the gateway verifies)"
     if issuer is None:
         return Presented(claims, None, None, f"{unverified}; issuer unknown")
-    async with aiohttp.ClientSession() as session:
-        verifier = TokenVerifier(
-            hmac_secrets=issuer.secrets,
-            keys=None,
-            issuer=issuer.issuer,
-            audience=issuer.audience,
-            leeway_s=settings.jwt_leeway_s,
-            max_ttl_s=settings.jwt_max_ttl_s,
-            cache_size=0,
-        )
+    async with outbound_session(
+        timeout_s=settings.jwks_timeout_s, connect_timeout_s=settings.upstream_connect_timeout_s
+    ) as session:
+        # The gateway's own factory: this issuer's secrets and key set, checked exactly as the gateway does.
+        key_sets = key_sets_for((issuer,), settings, session)
         if issuer.jwks_url is not None and header.get("alg") != "HS256":
-            jwks = JwksCache(
-                issuer.jwks_url,
-                session=session,
-                cache_s=settings.jwks_cache_s,
-                cooldown_s=settings.jwks_refetch_cooldown_s,
-                timeout_s=settings.jwks_timeout_s,
-                max_bytes=settings.jwks_max_bytes,
-                on_change=verifier.forget_all,
-            )
-            await jwks.refresh()
-            if not jwks.ready:
+            key_set = key_sets[issuer.jwks_url]
+            await key_set.refresh()
+            if not key_set.ready:
                 return Presented(claims, issuer.name, None, f"{unverified}; the JWKS of {issuer.name} is unreachable")
-            verifier.use_keys(jwks)
+        verifier = build_verifier((issuer,), key_sets, settings, revocations=None, cache_size=0)
         try:
             await verifier.verify(token)
         except InvalidToken as exc:

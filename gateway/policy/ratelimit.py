@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
-from ..errors import GatewayError
+
+class RateLimited(Exception):
+    """The caller's bucket is empty (→ 429 with Retry-After)."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("rate limit exceeded")
+        self.retry_after_s = retry_after_s
 
 
 class RateLimiter:
-    """A bounded map of token buckets keyed by verified user id."""
+    """A bounded map of token buckets keyed by verified caller: (issuer, sub), so a user of one issuer cannot
+    spend the bucket of a namesake at another."""
 
     def __init__(
         self, rate_per_s: float, burst: int, max_users: int = 100_000, clock: Callable[[], float] = time.monotonic
@@ -19,17 +26,17 @@ class RateLimiter:
         self._burst = float(burst)
         self._max_users = max_users
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[Hashable, tuple[float, float]] = {}
 
-    def check(self, user_id: str) -> None:
-        """Take one token for `user_id` or raise 429 with the seconds until one is available."""
+    def check(self, caller: Hashable) -> None:
+        """Take one token for `caller` or raise RateLimited with the seconds until one is available."""
         now = self._clock()
-        tokens, stamp = self._buckets.pop(user_id, (self._burst, now))
+        tokens, stamp = self._buckets.pop(caller, (self._burst, now))
         tokens = min(self._burst, tokens + (now - stamp) * self._rate)
         if len(self._buckets) >= self._max_users:
             del self._buckets[next(iter(self._buckets))]
         if tokens < 1:
-            self._buckets[user_id] = (tokens, now)
+            self._buckets[caller] = (tokens, now)
             retry_after = max(1, math.ceil((1 - tokens) / self._rate))
-            raise GatewayError(429, "rate limit exceeded", {"Retry-After": str(retry_after)})
-        self._buckets[user_id] = (tokens - 1, now)
+            raise RateLimited(retry_after)
+        self._buckets[caller] = (tokens - 1, now)

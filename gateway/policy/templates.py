@@ -53,18 +53,17 @@ class Template:
     text: str
     segments: tuple[Segment, ...]
     regex: re.Pattern[str] = field(compare=False, repr=False)
+    # The metrics and log label: the template without parameter types (`/api/{user_id}/tasks/{id}`), so the
+    # default policy's labels are the ones dashboards already use. Laid out once: every request reads it.
+    label: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        label = "".join("/" + (f"{{{s.name}}}" if isinstance(s, Param) else s) for s in self.segments)
+        object.__setattr__(self, "label", label or "/")
 
     @property
     def params(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.segments if isinstance(s, Param))
-
-    @property
-    def label(self) -> str:
-        """The metrics and log label: the template without parameter types (`/api/{user_id}/tasks/{id}`), so
-        the default policy's labels are the ones dashboards already use."""
-        if not self.segments:
-            return "/"
-        return "".join("/" + (f"{{{s.name}}}" if isinstance(s, Param) else s) for s in self.segments)
 
     def match(self, path: str) -> dict[str, str] | None:
         """The parameter values when `path` (already checked) matches, else None."""

@@ -22,7 +22,9 @@ SECRET = b"s" * 32
 )
 def test_any_value_round_trips_as_one_claim(method: str, target: str, user_id: str, request_id: str) -> None:
     """Quotes, backslashes, controls and non-ASCII stay inside their own claim: nothing can inject another."""
-    signed = AssertionSigner(SECRET).sign(method=method, target=target, user_id=user_id, request_id=request_id)
+    signed = AssertionSigner(SECRET).sign(
+        audience=AUDIENCE, method=method, target=target, user_id=user_id, request_id=request_id
+    )
     claims = jwt.decode(signed, SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
     assert {k: claims[k] for k in ("sub", "mth", "tgt", "rid")} == {
         "sub": user_id,
@@ -35,7 +37,9 @@ def test_any_value_round_trips_as_one_claim(method: str, target: str, user_id: s
 
 
 def test_header_is_fixed_and_another_key_fails() -> None:
-    signed = AssertionSigner(SECRET).sign(method="GET", target="/api/a/tasks", user_id="a", request_id="r")
+    signed = AssertionSigner(SECRET).sign(
+        audience=AUDIENCE, method="GET", target="/api/a/tasks", user_id="a", request_id="r"
+    )
     assert jwt.get_unverified_header(signed) == {"alg": "HS256", "typ": TYPE}
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(signed, b"t" * 32, algorithms=["HS256"], audience=AUDIENCE)

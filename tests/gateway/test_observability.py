@@ -54,7 +54,7 @@ async def test_metrics_count_requests_by_route_and_outcome(recorder: Recorder, s
         'taskgate_gateway_requests_total{method="GET",outcome="not_found",route="other",status="404"} 2.0',
         'taskgate_gateway_token_cache_total{result="hit"} 1.0',
         'taskgate_gateway_token_cache_total{result="miss"} 1.0',
-        "taskgate_gateway_upstream_inflight 0.0",
+        'taskgate_gateway_upstream_inflight{upstream="task-service"} 0.0',
     ]
     for line in expected:
         assert line in text, line

@@ -336,7 +336,7 @@ async def test_a_revoked_session_is_refused_whether_cached_or_not(
     cached, fresh, other = make_token(sid="s1", jti="a"), make_token(sid="s1", jti="b"), make_token(sid="s2")
     assert await status(gw, cached) == 200
     assert await status(gw, cached) == 200
-    assert gw.pipeline.tokens.cache_hits == 1
+    assert gw.verifier.cache_hits == 1
     feed.revoke_session("s1")
     assert await poll(gw)
     assert await status(gw, cached) == 401  # the cached verdict does not outlive the revocation

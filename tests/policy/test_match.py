@@ -1,8 +1,9 @@
 """Routing and authorisation outcomes: first match wins; 400/404/405/401/403 as domain errors; the default
-policy routes exactly as `gateway.policy.paths.parse_target` does today."""
+policy routes exactly as the task API was routed in code before it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from gateway.policy.match import (
     claim_headers,
 )
 from gateway.policy.model import Issuer, Policy
-from gateway.policy.paths import BadTarget, NotRouted, parse_target
+from gateway.policy.paths import BadTarget, NotRouted, check_target
 from tests.gateway_fixtures import gateway_settings
 from tests.security.test_fuzz import targets as attack_targets
 from tests.security.test_paths import CONFUSED
@@ -233,12 +234,26 @@ CORPUS = [
 ]
 
 
+# The task API's routing as gateway/paths.py wrote it in code before the policy (its `parse_target`): the
+# default policy must route every target exactly so.
+_BEFORE = re.compile(r"/api/([A-Za-z0-9_-]{1,128})/tasks(?:/([1-9][0-9]{0,17})(/complete)?)?")
+
+
 def today(target: str) -> tuple[Any, ...]:
     try:
-        parsed = parse_target(target)
-    except (BadTarget, NotRouted) as exc:
+        path, forwarded = check_target(target)
+    except BadTarget as exc:
         return (type(exc),)
-    return (parsed.route, parsed.methods, parsed.user_id, parsed.path, parsed.forwarded)
+    found = _BEFORE.fullmatch(path)
+    if found is None:
+        return (NotRouted,)
+    if found.group(3):
+        route, methods = "/api/{user_id}/tasks/{id}/complete", {"PATCH"}
+    elif found.group(2):
+        route, methods = "/api/{user_id}/tasks/{id}", {"GET", "PUT", "PATCH", "DELETE"}
+    else:
+        route, methods = "/api/{user_id}/tasks", {"GET", "POST"}
+    return (route, frozenset(methods), found.group(1), path, forwarded)
 
 
 def with_policy(target: str) -> tuple[Any, ...]:

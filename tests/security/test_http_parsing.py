@@ -231,10 +231,10 @@ async def test_an_unexpected_failure_is_a_bare_json_500(
 ) -> None:
     """A bug on the request path shows neither its message nor a traceback, to the client or in the logs."""
 
-    def broken(*_args: object) -> None:
+    async def broken(*_args: object) -> None:
         raise RuntimeError(f"bug holding {TOKEN}")
 
-    monkeypatch.setattr(Pipeline, "_authorise", broken)
+    monkeypatch.setattr(Pipeline, "_forward", broken)
     gw = await edge(upstream_url=wire.url)
     with caplog.at_level(logging.DEBUG):
         ex = await exchange(gw.port, request("GET", "/api/alice/tasks", token=TOKEN))

@@ -7,6 +7,7 @@ and — just as important — that a rejected request never arrived at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from gateway.policy.default import default_policy
 from gateway.policy.match import Router
 from gateway.server import RunningGateway, open_gateway
 from gateway.settings import GatewaySettings
+from tests.support.policy import policy_file_under_test
 
 JWT_SECRET = "test-user-token-secret-" + "u" * 24
 INTERNAL_SECRET = "test-internal-secret-" + "i" * 24
@@ -91,8 +93,13 @@ def task_router() -> Router:
 
 
 def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
+    """Settings for a gateway in front of `upstream_url`; with TASKGATE_TEST_POLICY_FILE (tests/support/policy.py)
+    that policy file, pointed at `upstream_url`, instead of the built-in default policy."""
+    # A test's own policy file names its upstreams itself (GATEWAY_UPSTREAM_URL beside it is refused).
+    policy_file = overrides.get("policy_file") or policy_file_under_test(upstream_url)
+    upstream: dict[str, Any] = {"upstream_url": upstream_url} if policy_file is None else {"policy_file": policy_file}
     values: dict[str, Any] = {
-        "upstream_url": upstream_url,
+        **upstream,
         "jwt_secret": JWT_SECRET,
         "internal_secret": INTERNAL_SECRET,
         "cors_origins": ("http://app.example",),
@@ -102,16 +109,25 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
     return GatewaySettings(**values)
 
 
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
+@contextlib.asynccontextmanager
+async def recording_upstream() -> AsyncIterator[Recorder]:
+    """A recording upstream on a loopback port (any number of them: one per upstream a policy names)."""
     rec = Recorder()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/readyz", rec.ready)
     app.router.add_route("*", "/{tail:.*}", rec.handle)
     rec.server = TestServer(app, host="127.0.0.1")
     await rec.server.start_server()
-    yield rec
-    await rec.server.close()
+    try:
+        yield rec
+    finally:
+        await rec.server.close()
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    async with recording_upstream() as rec:
+        yield rec
 
 
 @dataclass

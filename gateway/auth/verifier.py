@@ -236,6 +236,11 @@ class TokenVerifier:
                 # This issuer's key, not its `iss`/`aud`: another issuer sharing the key set may still own it.
                 refusal = type(exc).__name__
                 continue
+            except jwt.MissingRequiredClaimError as exc:
+                if exc.claim not in ("iss", "aud"):
+                    raise InvalidToken(type(exc).__name__) from None
+                refusal = type(exc).__name__
+                continue
             except jwt.PyJWTError as exc:
                 raise InvalidToken(type(exc).__name__) from None
             except (ValueError, TypeError):

@@ -147,7 +147,7 @@ class Stack:
         other route could have been (bench/policy_micro.py measures the router alone)."""
         lines = [f'upstreams: {{task-service: {{url: "{upstream.url}"}}}}', "routes:"]
         lines += [
-            f"  - {{path: /svc{n}/{{user_id}}/items, methods: [GET], upstream: task-service, match: {{user_id: sub}}}}"
+            f"  - {{path: '/svc{n}/{{user_id}}/items', methods: [GET], upstream: task-service, match: {{user_id: sub}}}}"
             for n in range(routes - 3)
         ]
         lines += [

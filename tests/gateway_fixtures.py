@@ -95,8 +95,9 @@ def task_router() -> Router:
 def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
     """Settings for a gateway in front of `upstream_url`; with TASKGATE_TEST_POLICY_FILE (tests/support/policy.py)
     that policy file, pointed at `upstream_url`, instead of the built-in default policy."""
-    # A test's own policy file names its upstreams itself (GATEWAY_UPSTREAM_URL beside it is refused).
-    policy_file = overrides.get("policy_file") or policy_file_under_test(upstream_url)
+    # A test's own policy file (or policy_file=None: the default policy) is used as given; it names its upstreams
+    # itself (GATEWAY_UPSTREAM_URL beside it is refused).
+    policy_file = overrides["policy_file"] if "policy_file" in overrides else policy_file_under_test(upstream_url)
     upstream: dict[str, Any] = {"upstream_url": upstream_url} if policy_file is None else {"policy_file": policy_file}
     values: dict[str, Any] = {
         **upstream,

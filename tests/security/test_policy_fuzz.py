@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from gateway.policy.model import Issuer, Policy, Upstream
 from gateway.server import open_gateway
 from tests.gateway_fixtures import Recorder, gateway_settings, raw_request, recording_upstream, status_of
-from tests.policy.test_properties import ISSUER_NAMES, METHODS, SEGMENTS, VALID, Spec, build, claim_sets, model, specs
+from tests.policy.test_properties import ISSUER_NAMES, METHODS, Spec, build, claim_sets, draw_target, model, specs
 
 SECRETS = {name: f"policy-fuzz-secret-of-{name}-" + name[-1] * 32 for name in [*ISSUER_NAMES, "i3"]}
 
@@ -103,16 +103,7 @@ def test_nothing_reaches_an_upstream_unless_a_route_allows_it(
     query: str,
 ) -> None:
     upstreams.clear()
-    shape = data.draw(st.sampled_from(routes)).segments
-    length = data.draw(st.sampled_from([len(shape), len(shape), 0, 1, 2, 3]))
-    segments = [data.draw(st.sampled_from(SEGMENTS)) for _ in range(length)]
-    if length == len(shape):  # half the targets follow a route's shape, so that matches are common
-        for position, written in enumerate(shape):
-            if written[0] == "lit" and data.draw(st.booleans()):
-                segments[position] = written[1]
-            elif written[0] == "param" and data.draw(st.booleans()):
-                segments[position] = data.draw(st.sampled_from(VALID[written[2]]))
-    target = "/" + "/".join(segments) + query
+    target = draw_target(data, routes) + query
     if not target.isascii():
         return  # not a request line a client can send as text (the parser tests cover raw bytes)
     # "i3" is no issuer of the policy: its tokens do not verify, which the model sees as an issuer not listed.

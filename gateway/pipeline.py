@@ -22,6 +22,7 @@ from .auth.verifier import Identity, InvalidToken, Revocations
 from .http.bodies import read_request_body
 from .http.client import outbound_session
 from .http.messages import SERVER_NAME, Reply, Request, check_request, error_response, internal_error, json_reply
+from .http.upstream_pool import Upstream
 from .ops.logs import AccessLog
 from .ops.metrics import GatewayMetrics
 from .policy.assertion import AssertionSigner
@@ -59,7 +60,7 @@ class Pipeline:
         self.runtime: Runtime | None = None
         self._session: aiohttp.ClientSession | None = None
         self._reloading = asyncio.Lock()
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: dict[asyncio.Task[None], Upstream] = {}  # pools closing once their requests are answered
         self.metrics.watch(self)
 
     async def start(self) -> None:
@@ -77,8 +78,9 @@ class Pipeline:
     async def stop(self) -> None:
         if self.revocations is not None:
             await self.revocations.stop()
-        for task in list(self._retiring):
+        for task, pool in list(self._retiring.items()):
             task.cancel()
+            await pool.close()
         for pool in self.runtime.pools.values() if self.runtime is not None else ():
             await pool.close()
         if self._session is not None:
@@ -112,8 +114,8 @@ class Pipeline:
             self.runtime = new  # one assignment: a request runs under the old or the new policy, never both
             for pool in retired_pools(old, new):
                 task = asyncio.get_running_loop().create_task(pool.retire())
-                self._retiring.add(task)
-                task.add_done_callback(self._retiring.discard)
+                self._retiring[task] = pool
+                task.add_done_callback(self._forget_retired)
         log.info(
             "policy reloaded from %s: %d routes, %d upstreams, %d issuers",
             policy.source,
@@ -122,6 +124,9 @@ class Pipeline:
             len(policy.issuers),
         )
         return True
+
+    def _forget_retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.pop(task, None)
 
     async def handle(self, request: Request) -> Reply:
         """The connection's handler: every request the parser accepted gets exactly one Reply from here."""

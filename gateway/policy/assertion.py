@@ -37,8 +37,10 @@ def _b64url(data: bytes) -> bytes:
 _HEADER = _b64url(json.dumps({"alg": "HS256", "typ": TYPE}, separators=(",", ":")).encode())
 
 
-def _claims_start(audience: str) -> str:
-    return f'{{"iss":{encode_basestring(ISSUER)},"aud":{encode_basestring(audience)}'
+def _claims_starts(audience: str) -> tuple[str, str]:
+    """The claims' fixed opening for one audience: with a `sub` to follow, and without (an `auth: none` route)."""
+    start = f'{{"iss":{encode_basestring(ISSUER)},"aud":{encode_basestring(audience)},'
+    return f'{start}"sub":', start
 
 
 class AssertionSigner:
@@ -46,16 +48,16 @@ class AssertionSigner:
 
     def __init__(self, secret: bytes) -> None:
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)  # keyed once, copied per assertion
-        self._starts: dict[str, str] = {}  # audience → the claims' fixed opening, laid out once per upstream
+        self._starts: dict[str, tuple[str, str]] = {}  # audience → its fixed openings, laid out once per upstream
 
     def sign(self, *, audience: str, method: str, target: str, user_id: str | None, request_id: str) -> str:
         now = int(time.time())
-        start = self._starts.get(audience)
-        if start is None:
-            start = self._starts[audience] = _claims_start(audience)
-        user = "" if user_id is None else f',"sub":{encode_basestring(user_id)}'
+        starts = self._starts.get(audience)
+        if starts is None:
+            starts = self._starts[audience] = _claims_starts(audience)
+        start = starts[1] if user_id is None else f"{starts[0]}{encode_basestring(user_id)},"
         claims = (
-            f"{start}{user},"
+            f"{start}"
             f'"mth":{encode_basestring(method)},"tgt":{encode_basestring(target)},'
             f'"iat":{now},"exp":{now + LIFETIME_S},"rid":{encode_basestring(request_id)}}}'
         )

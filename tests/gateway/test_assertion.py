@@ -43,3 +43,18 @@ def test_header_is_fixed_and_another_key_fails() -> None:
     assert jwt.get_unverified_header(signed) == {"alg": "HS256", "typ": TYPE}
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(signed, b"t" * 32, algorithms=["HS256"], audience=AUDIENCE)
+
+
+@given(audience=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True), user_id=st.none() | st.text())
+def test_the_audience_is_the_upstream_and_no_user_means_no_sub(audience: str, user_id: str | None) -> None:
+    """One signer serves every upstream: each assertion names its own, and an `auth: none` route's has no `sub`."""
+    signer = AssertionSigner(SECRET)
+    signed = signer.sign(audience=audience, method="GET", target="/status", user_id=user_id, request_id="r")
+    claims = jwt.decode(signed, SECRET, algorithms=["HS256"], audience=audience, issuer=ISSUER)
+    assert claims["aud"] == audience and claims.get("sub") == user_id
+    assert set(claims) == {"iss", "aud", "mth", "tgt", "iat", "exp", "rid"} | (
+        {"sub"} if user_id is not None else set()
+    )
+    if audience != AUDIENCE:
+        with pytest.raises(jwt.InvalidAudienceError):
+            jwt.decode(signed, SECRET, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)

@@ -146,14 +146,9 @@ class Stack:
         """A policy of `routes` routes whose last three are the task API: each request is matched after every
         other route could have been (bench/policy_micro.py measures the router alone)."""
         lines = [f'upstreams: {{task-service: {{url: "{upstream.url}"}}}}', "routes:"]
-        lines += [
-            f"  - {{path: '/svc{n}/{{user_id}}/items', methods: [GET], upstream: task-service, match: {{user_id: sub}}}}"
-            for n in range(routes - 3)
-        ]
-        lines += [
-            f"  - {{path: '{path}', methods: [{', '.join(methods)}], upstream: task-service, match: {{user_id: sub}}}}"
-            for path, methods in TASK_ROUTES
-        ]
+        route = "  - {{path: '{path}', methods: [{methods}], upstream: task-service, match: {{user_id: sub}}}}"
+        lines += [route.format(path=f"/svc{n}/{{user_id}}/items", methods="GET") for n in range(routes - 3)]
+        lines += [route.format(path=path, methods=", ".join(methods)) for path, methods in TASK_ROUTES]
         path = self.run_dir / f"policy-{routes}.yaml"
         path.write_text("\n".join(lines) + "\n")
         return path

@@ -84,6 +84,11 @@ ANSWERS: Mapping[type[Exception], Answer] = {
 _DETAILS: Mapping[type[Exception], Callable[[Exception], str]] = {UnsafeHeader: _unsafe_header}
 
 
+def status_of(kind: type[Exception]) -> int:
+    """The status a kind of domain error is answered with (for `taskgate policy explain`)."""
+    return next(ANSWERS[cls].status for cls in kind.__mro__ if cls in ANSWERS)
+
+
 def answer_for(exc: Exception) -> Reply | None:
     """The answer to a domain error (the nearest class in the table), or None for anything else: a bug."""
     for cls in type(exc).__mro__:

@@ -18,10 +18,10 @@ import jwt
 
 from ..auth.issuers import build_verifier, key_sets_for
 from ..auth.verifier import InvalidToken
+from ..errors import status_of
 from ..http.client import outbound_session
 from ..settings import GatewaySettings
 from .match import (
-    STATUS,
     Forbidden,
     IssuerNotAccepted,
     MethodNotAllowed,
@@ -81,10 +81,10 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
         located = router.locate(target)
     except BadTarget as exc:
         out.add("target", f"REFUSED: {exc} (the strict target checks hold for every route)")
-        return out.done(STATUS[BadTarget], f"{STATUS[BadTarget]}, nothing forwarded")
+        return out.done(status_of(BadTarget), f"{status_of(BadTarget)}, nothing forwarded")
     except NotRouted:
         out.add("route", "no route's template matches this path")
-        return out.done(STATUS[NotRouted], f"{STATUS[NotRouted]}, nothing forwarded")
+        return out.done(status_of(NotRouted), f"{status_of(NotRouted)}, nothing forwarded")
     route, params = located.route, located.params
     shown_params = ", ".join(f"{name}={value}" for name, value in params.items()) or "no parameters"
     out.add("route", f"{route.describe()} matched ({shown_params}) → upstream {route.upstream.name}")
@@ -95,7 +95,7 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
         check_method(route, method)
     except MethodNotAllowed as exc:
         out.add("method", f"FAILED: {method} is not one of {', '.join(exc.allow)}")
-        return out.done(STATUS[MethodNotAllowed], f"405 with Allow: {', '.join(exc.allow)}, nothing forwarded")
+        return out.done(status_of(MethodNotAllowed), f"405 with Allow: {', '.join(exc.allow)}, nothing forwarded")
     out.add("method", f"ok: {method} is one of {', '.join(sorted(route.methods))}")
     if not route.auth_required:
         out.add("auth", "none: no token needed; Authorization and identity headers are not forwarded")
@@ -108,7 +108,7 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
         return out.done(401, "401 invalid_token, nothing forwarded")
     status = _checks(out, route, params, token)
     if status is not None:
-        challenge = " invalid_token" if status == STATUS[IssuerNotAccepted] else ""
+        challenge = " invalid_token" if status == status_of(IssuerNotAccepted) else ""
         return out.done(status, f"{status}{challenge}, nothing forwarded")
     if token.issuer is None:
         return out.done(None, f"forwarded if the token is from one of: {', '.join(route.issuers)}")
@@ -130,9 +130,9 @@ def _checks(out: _Lines, route: Route, params: Mapping[str, str], token: Present
         # An issuer not known here: judge the rules as if the token came from an issuer the route accepts.
         authorise(route, params, token.issuer or route.issuers[0], token.claims)
     except IssuerNotAccepted:
-        return STATUS[IssuerNotAccepted]
+        return status_of(IssuerNotAccepted)
     except Forbidden:
-        return STATUS[Forbidden]
+        return status_of(Forbidden)
     return None
 
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 
 from gateway.auth.verifier import InvalidToken
+from gateway.errors import status_of
 from gateway.policy.default import default_policy
 from gateway.policy.file import parse_policy
 from gateway.policy.match import (
-    STATUS,
     Forbidden,
     IssuerNotAccepted,
     MethodNotAllowed,
@@ -88,7 +88,7 @@ def test_the_first_route_in_file_order_whose_template_matches_wins(
 def test_a_path_no_template_matches_is_not_routed(target: str) -> None:
     with pytest.raises(NotRouted):
         multi().locate(target)
-    assert STATUS[NotRouted] == 404
+    assert status_of(NotRouted) == 404
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_a_path_no_template_matches_is_not_routed(target: str) -> None:
 def test_the_strict_target_checks_hold_for_every_route(target: str) -> None:
     with pytest.raises(BadTarget):
         multi().locate(target)
-    assert STATUS[BadTarget] == 400
+    assert status_of(BadTarget) == 400
 
 
 @pytest.mark.parametrize("spelling", ["/status?", "/status/", "/status/?"])
@@ -125,7 +125,7 @@ def test_a_matched_template_without_the_method_is_405_with_allow() -> None:
         with pytest.raises(MethodNotAllowed) as caught:
             check_method(route, method)
         assert caught.value.allow == ("GET", "POST")
-    assert STATUS[MethodNotAllowed] == 405
+    assert status_of(MethodNotAllowed) == 405
 
 
 ADMIN: dict[str, Any] = {"sub": "alice", "org_ids": ["acme", "globex"], "role": "admin", "email": "a@x.example"}
@@ -160,7 +160,7 @@ def test_issuer_match_and_require_decide_401_or_403(
     with pytest.raises(outcome) as caught:
         authorise(located.route, located.params, issuer, claims)
     assert "alice" not in str(caught.value) and "acme" not in str(caught.value)  # rule text, never claim values
-    assert STATUS[outcome] == (401 if outcome is IssuerNotAccepted else 403)
+    assert status_of(outcome) == (401 if outcome is IssuerNotAccepted else 403)
 
 
 def test_an_issuer_not_accepted_is_an_invalid_token() -> None:

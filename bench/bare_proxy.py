@@ -11,9 +11,10 @@ import asyncio
 
 import uvloop
 
-from gateway.forward import Upstream
-from gateway.listener import Listener
-from gateway.protocol import ConnectionLimits, Reply, Request
+from gateway.http.client_connection import ConnectionLimits
+from gateway.http.listener import Listener
+from gateway.http.messages import Reply, Request
+from gateway.http.upstream_pool import Upstream
 
 
 async def _serve(port: int, upstream_url: str) -> None:

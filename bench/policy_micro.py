@@ -3,10 +3,9 @@
 The policy must not make the gateway slower as it grows: a 50-route policy should cost what the default
 costs. Measured per call, best of ROUNDS interleaved rounds: `locate` as the gateway calls it (the LRU
 answers repeated targets); the uncached path (strict checks + dispatch + one regex: what a never-seen
-target pays); a 404; `authorise` with one `match` rule; and today's `gateway.paths.parse_target` /
-`checked_target` for reference. Two 50-route shapes: "distinct" (each API under its own first segment, as
-real policies look) and "params-first" (every template starts with a parameter: the first segment tells
-nothing apart). Run pinned: `taskset -c 0 python -m bench.policy_micro`.
+target pays); a 404; `authorise` with one `match` rule. Two 50-route shapes: "distinct" (each API under
+its own first segment, as real policies look) and "params-first" (every template starts with a parameter:
+the first segment tells nothing apart). Run pinned: `taskset -c 0 python -m bench.policy_micro`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from pathlib import Path
 if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/policy_micro.py`
 
-from gateway.paths import checked_target, parse_target
 from gateway.policy.default import default_policy
 from gateway.policy.file import parse_policy
 from gateway.policy.match import Router, authorise
@@ -64,8 +62,6 @@ def measure(seconds: float = 0.2) -> dict[str, dict[str, float]]:
         cases[name, "locate (uncached)"] = lambda r=router, t=target: r._locate(t)
         cases[name, "404 (uncached)"] = lambda r=router: _not_routed(r)
         cases[name, "authorise"] = lambda loc=located: authorise(loc.route, loc.params, "default", claims)
-    cases["today: paths.py", "locate (cached)"] = lambda: checked_target("/api/alice/tasks/42/complete")
-    cases["today: paths.py", "locate (uncached)"] = lambda: parse_target("/api/alice/tasks/42/complete")
     timers = {case: timeit.Timer(fn) for case, fn in cases.items()}
     numbers = {}
     for case, timer in timers.items():

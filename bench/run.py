@@ -122,6 +122,7 @@ def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool
 
     print("gateway", flush=True)
     gateway_hs256(bench, nginx, hs_pool)
+    gateway_policy(bench, nginx, hs_pool)
     gateway_access_log(bench, nginx, hs_pool)
     gateway_eddsa(bench, nginx, eddsa_pool, hs_pool)
     gateway_workers(bench, nginx, hs_pool)
@@ -180,6 +181,21 @@ def gateway_hs256(bench: Bench, nginx: Server, pool: list[Request]) -> None:
     row.compare = added(r["gateway-paced"], r["nginx-paced"]) + " over nginx"
     print("  memory with idle keep-alive connections …", flush=True)
     bench.memory = measure_idle(gateway, pool)
+    bench.stack.stop(gateway)
+
+
+def gateway_policy(bench: Bench, nginx: Server, pool: list[Request], routes: int = 50) -> None:
+    """A policy file of 50 routes, the task API last: routing must cost what the default policy's does."""
+    title = f"taskgate gateway, HS256, {routes}-route policy file"
+    try:
+        gateway = bench.stack.gateway(nginx, policy_routes=routes)
+        expect_forwarded(gateway, pool[0])
+        expect_checks(gateway, pools.rejections(bench.stack.jwt_secret))
+    except Unavailable as exc:
+        bench.na([(title, 64)], str(exc))
+        return
+    row = bench.case(f"gateway-policy{routes}", title, gateway, lambda: pool, ratios=True)
+    row.compare = f"× {ratio(bench.results[f'gateway-policy{routes}'], bench.results.get('gateway'))} of the default"
     bench.stack.stop(gateway)
 
 

@@ -19,6 +19,7 @@ from bench import tokens
 from bench.procs import Processes, Started, StartError, free_port, listening_socket_count, pinned
 from bench.upstream import FIXED_BODY, JWKS_PATH, render_nginx_conf
 from bench.wrk import Request
+from gateway.policy.default import TASK_ROUTES
 
 PROXY_CORES = "0"
 SUPPORT_CORES = "1"
@@ -111,14 +112,19 @@ class Stack:
         workers: int = 1,
         cores: str = PROXY_CORES,
         access_log: bool = False,
+        policy_routes: int = 0,
     ) -> Server:
-        """Access logging is off unless asked for: no reference logs per request (docs/performance.md)."""
+        """Access logging is off unless asked for: no reference logs per request (docs/performance.md).
+        `policy_routes`: a policy file of that many routes instead of the default policy (policy_file)."""
         if not (REPO / "gateway" / "__main__.py").exists():
             raise Unavailable("no `python -m gateway` yet")
+        upstream_env = {"GATEWAY_UPSTREAM_URL": upstream.url}
+        if policy_routes:
+            upstream_env = {"GATEWAY_POLICY_FILE": str(self.policy_file(upstream, policy_routes))}
         env = {
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": "{port}",
-            "GATEWAY_UPSTREAM_URL": upstream.url,
+            **upstream_env,
             "GATEWAY_JWT_SECRET": self.jwt_secret,
             "GATEWAY_INTERNAL_SECRET": self.internal_secret,
             "GATEWAY_WORKERS": str(workers),
@@ -127,6 +133,7 @@ class Stack:
         if jwks is not None:
             env["GATEWAY_JWKS_URL"] = jwks.url + JWKS_PATH
         name = f"gateway-{'eddsa' if jwks else 'hs256'}-w{workers}{'-log' if access_log else ''}"
+        name += f"-policy{policy_routes}" if policy_routes else ""
         try:
             server = self._python(name, "gateway", [], env, cores)
         except StartError as exc:
@@ -134,6 +141,17 @@ class Stack:
         if workers > 1:
             self._await_workers(server, workers)
         return server
+
+    def policy_file(self, upstream: Server, routes: int) -> Path:
+        """A policy of `routes` routes whose last three are the task API: each request is matched after every
+        other route could have been (bench/policy_micro.py measures the router alone)."""
+        lines = [f'upstreams: {{task-service: {{url: "{upstream.url}"}}}}', "routes:"]
+        route = "  - {{path: '{path}', methods: [{methods}], upstream: task-service, match: {{user_id: sub}}}}"
+        lines += [route.format(path=f"/svc{n}/{{user_id}}/items", methods="GET") for n in range(routes - 3)]
+        lines += [route.format(path=path, methods=", ".join(methods)) for path, methods in TASK_ROUTES]
+        path = self.run_dir / f"policy-{routes}.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def _await_workers(self, server: Server, workers: int) -> None:
         """SO_REUSEPORT workers each hold their own listening socket: wait until all of them do."""

@@ -24,8 +24,8 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/tokens_micro.py`
 
 from bench import tokens
-from gateway.revocations import FeedPage, RevocationList
-from gateway.tokens import TokenVerifier
+from gateway.auth.revocations import FeedPage, RevocationList
+from gateway.auth.verifier import TokenVerifier, TrustedIssuer
 
 ROUNDS = 5
 # Revoked sessions and users held while the cached verdict is checked: a busy hour's sign-outs.
@@ -91,10 +91,7 @@ def cached_check_costs(seconds_per_case: float = 0.5) -> dict[str, float]:
     costs = {}
     for name, revocations in cases.items():
         verifier = TokenVerifier(
-            hmac_secrets=(secret.encode(),),
-            keys=None,
-            issuer=None,
-            audience=(),
+            issuers=(TrustedIssuer("default", hmac_secrets=(secret.encode(),)),),
             leeway_s=30,
             max_ttl_s=None,
             cache_size=16,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import error_response
-from .protocol import Reply
+from .http.messages import Reply, error_response
 
 PATH = "/openapi.json"
 ROUTE = PATH  # its own route label in metrics and the access log
@@ -40,5 +39,5 @@ def load(path: Path) -> bytes:
 def reply(document: bytes, method: str) -> Reply:
     """The document for GET and HEAD (the protocol leaves the body out of a HEAD answer); 405 otherwise."""
     if method not in METHODS:
-        return error_response(405, "method not allowed", {"Allow": ", ".join(METHODS)})
+        return error_response(405, "method not allowed", [("Allow", ", ".join(METHODS))])
     return Reply(200, [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], document)

@@ -66,6 +66,9 @@ class GatewaySettings(BaseSettings):
     admin_port: int | None = Field(None, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     upstream_url: str = "http://127.0.0.1:8001"
+    # The policy file (docs/policy.md): routes, upstreams and issuers as data; unset: the built-in default policy
+    # (the task API at GATEWAY_UPSTREAM_URL, the issuer from GATEWAY_JWT_* / GATEWAY_JWKS_*).
+    policy_file: Path | None = None
     upstream_timeout_s: float = Field(15.0, gt=0, le=600)
     upstream_connect_timeout_s: float = Field(3.0, gt=0, le=60)
     upstream_pool_size: int = Field(256, ge=1, le=10_000)
@@ -92,7 +95,7 @@ class GatewaySettings(BaseSettings):
     jwks_timeout_s: float = Field(5.0, gt=0, le=60)
     jwks_max_bytes: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
 
-    # Revocations followed from the issuer's feed (gateway/revocations.py); unset URL = off.
+    # Revocations followed from the issuer's feed (gateway/auth/revocations.py); unset URL = off.
     revocation_url: str | None = None
     revocation_secret: SecretStr | None = None
     revocation_secret_file: Path | None = None
@@ -122,7 +125,7 @@ class GatewaySettings(BaseSettings):
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)
 
-    @field_validator("openapi_file", mode="before")
+    @field_validator("openapi_file", "policy_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -140,7 +143,8 @@ class GatewaySettings(BaseSettings):
         internal = _secret_list("GATEWAY_INTERNAL_SECRET", self.internal_secret, self.internal_secret_file)
         if not internal:
             raise ConfigError("GATEWAY_INTERNAL_SECRET is not set (the task service's TASKS_INTERNAL_SECRET)")
-        if not user and not self.jwks_url:
+        if not user and not self.jwks_url and self.policy_file is None:
+            # With a policy file, its `issuers:` may be all there is; a file without them needs these (file.py).
             raise ConfigError("set GATEWAY_JWT_SECRET (HS256 shared with Better Auth) or GATEWAY_JWKS_URL")
         if set(user) & set(internal):
             raise ConfigError("GATEWAY_JWT_SECRET and GATEWAY_INTERNAL_SECRET must be different secrets")
@@ -161,6 +165,17 @@ class GatewaySettings(BaseSettings):
             # It is sent to the issuer on every poll: it must not be a secret that mints or asserts identities.
             raise ConfigError("GATEWAY_REVOCATION_SECRET must differ from the JWT and internal secrets")
         return secrets
+
+    @model_validator(mode="after")
+    def _one_source_of_upstreams(self) -> GatewaySettings:
+        """With a policy file, the file names every upstream and its URL; a GATEWAY_UPSTREAM_URL beside it would
+        look like it mattered while requests went elsewhere, so the two together are refused."""
+        if self.policy_file is not None and "upstream_url" in self.model_fields_set:
+            raise ConfigError(
+                "GATEWAY_UPSTREAM_URL is set, but GATEWAY_POLICY_FILE names the upstreams and their URLs: "
+                "unset GATEWAY_UPSTREAM_URL (or the policy file)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _load_openapi(self) -> GatewaySettings:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.openapi import DEFAULT_FILE
-from gateway.paths import USER_ID_PATTERN
+from gateway.policy.paths import USER_ID_PATTERN
 from task_service import openapi as service
 from task_service.app import create_app
 from task_service.settings import Settings
@@ -27,7 +27,7 @@ from task_service.settings import Settings
 OUTPUT = DEFAULT_FILE
 API_PREFIX = "/api/"
 BEARER = "bearerAuth"
-# The gateway routes ids of at most 18 digits without a leading zero (gateway/paths.py).
+# The gateway routes ids of at most 18 digits without a leading zero (gateway/policy/paths.py).
 MAX_TASK_ID = 10**18 - 1
 
 DESCRIPTION = """\

@@ -7,6 +7,8 @@ and — just as important — that a rejected request never arrived at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,9 +20,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from gateway.app import Gateway
+from gateway.auth.verifier import TokenVerifier
+from gateway.pipeline import Pipeline
+from gateway.policy.default import default_policy
+from gateway.policy.match import Router
 from gateway.server import RunningGateway, open_gateway
 from gateway.settings import GatewaySettings
+from tests.support.policy import policy_file_under_test
 
 JWT_SECRET = "test-user-token-secret-" + "u" * 24
 INTERNAL_SECRET = "test-internal-secret-" + "i" * 24
@@ -79,9 +85,22 @@ class Recorder:
         return web.json_response({"ready": True})
 
 
+@functools.cache
+def task_router() -> Router:
+    """The built-in default policy's router: the task API's routes exactly as the gateway matches them."""
+    settings = GatewaySettings(jwt_secret=JWT_SECRET, internal_secret=INTERNAL_SECRET)
+    return Router(default_policy(settings))
+
+
 def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
+    """Settings for a gateway in front of `upstream_url`; with TASKGATE_TEST_POLICY_FILE (tests/support/policy.py)
+    that policy file, pointed at `upstream_url`, instead of the built-in default policy."""
+    # A test's own policy file (or policy_file=None: the default policy) is used as given; it names its upstreams
+    # itself (GATEWAY_UPSTREAM_URL beside it is refused).
+    policy_file = overrides["policy_file"] if "policy_file" in overrides else policy_file_under_test(upstream_url)
+    upstream: dict[str, Any] = {"upstream_url": upstream_url} if policy_file is None else {"policy_file": policy_file}
     values: dict[str, Any] = {
-        "upstream_url": upstream_url,
+        **upstream,
         "jwt_secret": JWT_SECRET,
         "internal_secret": INTERNAL_SECRET,
         "cors_origins": ("http://app.example",),
@@ -91,16 +110,25 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
     return GatewaySettings(**values)
 
 
-@pytest.fixture
-async def recorder() -> AsyncIterator[Recorder]:
+@contextlib.asynccontextmanager
+async def recording_upstream() -> AsyncIterator[Recorder]:
+    """A recording upstream on a loopback port (any number of them: one per upstream a policy names)."""
     rec = Recorder()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/readyz", rec.ready)
     app.router.add_route("*", "/{tail:.*}", rec.handle)
     rec.server = TestServer(app, host="127.0.0.1")
     await rec.server.start_server()
-    yield rec
-    await rec.server.close()
+    try:
+        yield rec
+    finally:
+        await rec.server.close()
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Recorder]:
+    async with recording_upstream() as rec:
+        yield rec
 
 
 @dataclass
@@ -114,8 +142,15 @@ class GatewayUnderTest:
         return self.running.port
 
     @property
-    def gateway(self) -> Gateway:
-        return self.running.gateway
+    def pipeline(self) -> Pipeline:
+        return self.running.pipeline
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """The running policy's token verifier (its cache counters)."""
+        runtime = self.pipeline.runtime
+        assert runtime is not None
+        return runtime.verifier
 
     @property
     def url(self) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..assertion import AUDIENCE
 from ..settings import GatewaySettings
+from .assertion import AUDIENCE
 from .claims import ClaimRef, MatchRule
+from .errors import PolicyError
 from .file import load_policy
 from .model import Issuer, Policy, Route, Upstream
 from .templates import parse_template
@@ -21,6 +22,7 @@ from .templates import parse_template
 # for the service when assertions start naming their upstream.
 DEFAULT_UPSTREAM = AUDIENCE
 DEFAULT_ISSUER = "default"
+DEFAULT_SOURCE = "built-in default policy"
 TASK_ROUTES = (
     ("/api/{user_id}/tasks", ("GET", "POST")),
     ("/api/{user_id}/tasks/{id:int}", ("GET", "PUT", "PATCH", "DELETE")),
@@ -28,9 +30,11 @@ TASK_ROUTES = (
 )
 
 
-def default_issuer(settings: GatewaySettings) -> Issuer:
-    """The issuer the GATEWAY_JWT_* / GATEWAY_JWKS_* settings describe (settings already require a secret or
-    a JWKS URL)."""
+def default_issuer(settings: GatewaySettings) -> Issuer | None:
+    """The issuer the GATEWAY_JWT_* / GATEWAY_JWKS_* settings describe; None when they name neither a secret
+    nor a JWKS URL (allowed only with a policy file, whose `issuers:` then must say where tokens come from)."""
+    if not settings.user_secrets and settings.jwks_url is None:
+        return None
     return Issuer(
         name=DEFAULT_ISSUER,
         jwks_url=settings.jwks_url,
@@ -42,6 +46,9 @@ def default_issuer(settings: GatewaySettings) -> Issuer:
 
 
 def default_policy(settings: GatewaySettings) -> Policy:
+    issuer = default_issuer(settings)
+    if issuer is None:
+        raise PolicyError(DEFAULT_SOURCE, None, None, "set GATEWAY_JWT_SECRET or GATEWAY_JWKS_URL")
     upstream = Upstream(DEFAULT_UPSTREAM, settings.upstream_url)
     owner = (MatchRule("user_id", ClaimRef.parse("sub")),)
     routes = tuple(
@@ -55,7 +62,7 @@ def default_policy(settings: GatewaySettings) -> Policy:
         )
         for index, (path, methods) in enumerate(TASK_ROUTES, start=1)
     )
-    return Policy(routes=routes, upstreams=(upstream,), issuers=(default_issuer(settings),))
+    return Policy(routes=routes, upstreams=(upstream,), issuers=(issuer,), source=DEFAULT_SOURCE)
 
 
 def configured_policy(settings: GatewaySettings, path: Path | None, environ: Mapping[str, str]) -> Policy:

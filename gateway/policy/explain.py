@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import jwt
 
-from ..jwks import JwksCache
-from ..paths import BadTarget, NotRouted
+from ..auth.issuers import build_verifier, key_sets_for
+from ..auth.verifier import InvalidToken
+from ..errors import status_of
+from ..http.client import outbound_session
 from ..settings import GatewaySettings
-from ..tokens import InvalidToken, TokenVerifier
 from .match import (
-    STATUS,
     Forbidden,
     IssuerNotAccepted,
     MethodNotAllowed,
@@ -32,6 +31,7 @@ from .match import (
     claim_headers,
 )
 from .model import Issuer, Policy, Route
+from .paths import BadTarget, NotRouted
 
 COLUMN = 9
 
@@ -81,10 +81,10 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
         located = router.locate(target)
     except BadTarget as exc:
         out.add("target", f"REFUSED: {exc} (the strict target checks hold for every route)")
-        return out.done(STATUS[BadTarget], f"{STATUS[BadTarget]}, nothing forwarded")
+        return out.done(status_of(BadTarget), f"{status_of(BadTarget)}, nothing forwarded")
     except NotRouted:
         out.add("route", "no route's template matches this path")
-        return out.done(STATUS[NotRouted], f"{STATUS[NotRouted]}, nothing forwarded")
+        return out.done(status_of(NotRouted), f"{status_of(NotRouted)}, nothing forwarded")
     route, params = located.route, located.params
     shown_params = ", ".join(f"{name}={value}" for name, value in params.items()) or "no parameters"
     out.add("route", f"{route.describe()} matched ({shown_params}) → upstream {route.upstream.name}")
@@ -95,7 +95,7 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
         check_method(route, method)
     except MethodNotAllowed as exc:
         out.add("method", f"FAILED: {method} is not one of {', '.join(exc.allow)}")
-        return out.done(STATUS[MethodNotAllowed], f"405 with Allow: {', '.join(exc.allow)}, nothing forwarded")
+        return out.done(status_of(MethodNotAllowed), f"405 with Allow: {', '.join(exc.allow)}, nothing forwarded")
     out.add("method", f"ok: {method} is one of {', '.join(sorted(route.methods))}")
     if not route.auth_required:
         out.add("auth", "none: no token needed; Authorization and identity headers are not forwarded")
@@ -108,7 +108,7 @@ def explain(router: Router, method: str, target: str, token: Presented | None) -
         return out.done(401, "401 invalid_token, nothing forwarded")
     status = _checks(out, route, params, token)
     if status is not None:
-        challenge = " invalid_token" if status == STATUS[IssuerNotAccepted] else ""
+        challenge = " invalid_token" if status == status_of(IssuerNotAccepted) else ""
         return out.done(status, f"{status}{challenge}, nothing forwarded")
     if token.issuer is None:
         return out.done(None, f"forwarded if the token is from one of: {', '.join(route.issuers)}")
@@ -130,9 +130,9 @@ def _checks(out: _Lines, route: Route, params: Mapping[str, str], token: Present
         # An issuer not known here: judge the rules as if the token came from an issuer the route accepts.
         authorise(route, params, token.issuer or route.issuers[0], token.claims)
     except IssuerNotAccepted:
-        return STATUS[IssuerNotAccepted]
+        return status_of(IssuerNotAccepted)
     except Forbidden:
-        return STATUS[Forbidden]
+        return status_of(Forbidden)
     return None
 
 
@@ -164,30 +164,17 @@ async def inspect_token(policy: Policy, token: str, *, issuer_hint: str | None, 
     unverified = "claims decoded WITHOUT verifying the signature (for this explanation only; the gateway verifies)"
     if issuer is None:
         return Presented(claims, None, None, f"{unverified}; issuer unknown")
-    async with aiohttp.ClientSession() as session:
-        verifier = TokenVerifier(
-            hmac_secrets=issuer.secrets,
-            keys=None,
-            issuer=issuer.issuer,
-            audience=issuer.audience,
-            leeway_s=settings.jwt_leeway_s,
-            max_ttl_s=settings.jwt_max_ttl_s,
-            cache_size=0,
-        )
+    async with outbound_session(
+        timeout_s=settings.jwks_timeout_s, connect_timeout_s=settings.upstream_connect_timeout_s
+    ) as session:
+        # The gateway's own factory: this issuer's secrets and key set, checked exactly as the gateway does.
+        key_sets = key_sets_for((issuer,), settings, session)
         if issuer.jwks_url is not None and header.get("alg") != "HS256":
-            jwks = JwksCache(
-                issuer.jwks_url,
-                session=session,
-                cache_s=settings.jwks_cache_s,
-                cooldown_s=settings.jwks_refetch_cooldown_s,
-                timeout_s=settings.jwks_timeout_s,
-                max_bytes=settings.jwks_max_bytes,
-                on_change=verifier.forget_all,
-            )
-            await jwks.refresh()
-            if not jwks.ready:
+            key_set = key_sets[issuer.jwks_url]
+            await key_set.refresh()
+            if not key_set.ready:
                 return Presented(claims, issuer.name, None, f"{unverified}; the JWKS of {issuer.name} is unreachable")
-            verifier.use_keys(jwks)
+        verifier = build_verifier((issuer,), key_sets, settings, revocations=None, cache_size=0)
         try:
             await verifier.verify(token)
         except InvalidToken as exc:

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ..headers import FORWARDED_REQUEST_HEADERS, HOP_BY_HOP
 from ..settings import ConfigError, env_secret_list
 from .claims import ClaimRef, ClaimRefError, HeaderRule, MatchRule, RequireRule
 from .errors import PolicyError
+from .headers import FORWARDED_REQUEST_HEADERS, HOP_BY_HOP
 from .model import Issuer, Policy, Route, Upstream
 from .templates import TemplateError, parse_template
 

@@ -1,7 +1,7 @@
 """Path templates such as `/api/{user_id}/tasks/{id:int}`, compiled into one anchored regex each.
 
 A parameter is always a whole segment and its grammar can never hold `/`, `.`-only segments, `%` or `;`, so
-a parameter value is exactly the bytes of one segment of a target that `gateway.paths.check_target` already
+a parameter value is exactly the bytes of one segment of a target that `gateway.policy.paths.check_target` already
 accepted: nothing is decoded, and the value compared with a claim is the value the upstream routes on.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..paths import USER_ID_PATTERN, BadTarget, check_target
+from .paths import USER_ID_PATTERN, BadTarget, check_target
 
 # `{name}`: the user-id grammar; `{name:int}`: the task-id grammar (no sign, no leading zero, fits int64);
 # `{name:uuid}`: the canonical 8-4-4-4-12 form, all lower case or all upper case (never mixed, so one UUID has
@@ -53,18 +53,17 @@ class Template:
     text: str
     segments: tuple[Segment, ...]
     regex: re.Pattern[str] = field(compare=False, repr=False)
+    # The metrics and log label: the template without parameter types (`/api/{user_id}/tasks/{id}`), so the
+    # default policy's labels are the ones dashboards already use. Laid out once: every request reads it.
+    label: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        label = "".join("/" + (f"{{{s.name}}}" if isinstance(s, Param) else s) for s in self.segments)
+        object.__setattr__(self, "label", label or "/")
 
     @property
     def params(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.segments if isinstance(s, Param))
-
-    @property
-    def label(self) -> str:
-        """The metrics and log label: the template without parameter types (`/api/{user_id}/tasks/{id}`), so
-        the default policy's labels are the ones dashboards already use."""
-        if not self.segments:
-            return "/"
-        return "".join("/" + (f"{{{s.name}}}" if isinstance(s, Param) else s) for s in self.segments)
 
     def match(self, path: str) -> dict[str, str] | None:
         """The parameter values when `path` (already checked) matches, else None."""

@@ -12,7 +12,7 @@ import json
 import pytest
 from aiohttp import ClientSession, web
 
-from gateway.app import Gateway
+from gateway.pipeline import Pipeline
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token, raw_request
 from tests.security.wire import Response, parse_responses
 
@@ -115,7 +115,7 @@ async def test_a_preflight_without_requested_headers_allows_the_forwarded_ones(
         ("GET", "/api/alice/tasks?q=%zz", 400, "query string is malformed"),
         ("GET", "/admin", 404, "not found"),
         ("GET", "/readyz", 200, None),
-        ("GET", "/api/bob/tasks", 403, "token does not grant access to this user's tasks"),
+        ("GET", "/api/bob/tasks", 403, "token does not grant access to this resource"),
         ("DELETE", "/api/alice/tasks", 405, "method not allowed"),
         ("PROPFIND", "/api/alice/tasks/1", 405, "method not allowed"),
     ],
@@ -260,10 +260,10 @@ async def test_every_gateway_refusal_is_readable_by_the_page(
     recorder.reply = stall
     cases.append((504, await send(slow.port, "GET", "/api/alice/tasks", token)))
 
-    def broken(*_args: object) -> None:
+    async def broken(*_args: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(Gateway, "_authorise", broken)
+    monkeypatch.setattr(Pipeline, "_forward", broken)
     cases.append((500, await send(gw.port, "GET", "/api/alice/tasks", token)))
     for status, answer in cases:
         assert answer.status == status, (status, answer)

@@ -279,7 +279,7 @@ async def test_empty_query_and_trailing_slash_are_forwarded_and_signed_canonical
 
 async def test_the_access_log_names_the_canonical_route(recorder: Recorder, start_gateway: GatewayFactory) -> None:
     gw = await start_gateway()
-    access = gw.gateway.access_log
+    access = gw.pipeline.access_log
     assert access is not None
     stream = access.stream = io.StringIO()
     token = make_token("alice")

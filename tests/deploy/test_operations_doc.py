@@ -9,8 +9,9 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from gateway.app import Gateway
-from gateway.metrics import OUTCOMES
+from gateway.ops.metrics import OUTCOMES
+from gateway.pipeline import Pipeline
+from gateway.policy.default import default_policy
 from gateway.settings import GatewaySettings
 from gateway.settings import load_settings as load_gateway_settings
 from task_service.settings import load_settings as load_task_service_settings
@@ -45,7 +46,7 @@ def section(title: str) -> str:
 
 def gateway_metric_families() -> set[str]:
     settings = GatewaySettings(internal_secret=strong_secret(), jwt_secret=strong_secret())
-    metrics = Gateway(settings).metrics
+    metrics = Pipeline(settings, default_policy(settings)).metrics
     metrics.observe("/api/{user_id}/tasks", "GET", 200, None, 0.001)
     exposition = generate_latest(metrics.registry).decode()
     families = set(re.findall(r"^# TYPE (\S+) \w+$", exposition, re.MULTILINE))

@@ -193,7 +193,7 @@ async def test_key_added_during_a_fetch_in_flight_is_still_found(
     """A fetch that began before the issuer rotated cannot hold the new key: one more fetch must follow."""
     issuer.add("old", "EdDSA")
     gw = await start_jwks_gateway(start_gateway, issuer, jwks_refetch_cooldown_s=0)
-    tokens = gw.gateway.tokens
+    tokens = gw.verifier
     stranger = Issuer()
     stranger.add("new", "EdDSA")
     issuer.hold = asyncio.Event()

@@ -12,8 +12,8 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from prometheus_client import generate_latest
 
-from gateway.logs import AccessLog, JsonFormatter
-from gateway.metrics import GatewayMetrics, admin_app
+from gateway.ops.logs import AccessLog, JsonFormatter
+from gateway.ops.metrics import GatewayMetrics, admin_app
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
 
 
@@ -33,7 +33,7 @@ def json_log() -> Iterator[io.StringIO]:
 
 async def test_metrics_count_requests_by_route_and_outcome(recorder: Recorder, start_gateway: GatewayFactory) -> None:
     gw = await start_gateway()
-    admin = TestServer(admin_app(gw.gateway.metrics), host="127.0.0.1")
+    admin = TestServer(admin_app(gw.pipeline.metrics), host="127.0.0.1")
     await admin.start_server()
     token = make_token("alice")
     async with ClientSession() as client:
@@ -54,7 +54,7 @@ async def test_metrics_count_requests_by_route_and_outcome(recorder: Recorder, s
         'taskgate_gateway_requests_total{method="GET",outcome="not_found",route="other",status="404"} 2.0',
         'taskgate_gateway_token_cache_total{result="hit"} 1.0',
         'taskgate_gateway_token_cache_total{result="miss"} 1.0',
-        "taskgate_gateway_upstream_inflight 0.0",
+        'taskgate_gateway_upstream_inflight{upstream="task-service"} 0.0',
     ]
     for line in expected:
         assert line in text, line
@@ -65,7 +65,7 @@ async def test_one_json_line_per_request_without_secrets(
     recorder: Recorder, start_gateway: GatewayFactory, json_log: io.StringIO
 ) -> None:
     gw = await start_gateway()
-    access = gw.gateway.access_log
+    access = gw.pipeline.access_log
     assert access is not None
     access.stream = json_log
     token = make_token("alice")

@@ -1,4 +1,5 @@
-"""The gateway's own connection handling (gateway/protocol.py): pipelining, framing, keep-alive and draining.
+"""The gateway's own connection handling (gateway/http/client_connection.py): pipelining, framing, keep-alive
+and draining.
 
 The security suite covers the hostile side (deadlines, unreadable requests, upgrades, smuggling); these are the
 ordinary HTTP/1.1 duties a server has once it no longer borrows aiohttp's web server.
@@ -12,7 +13,9 @@ import time
 
 from aiohttp import web
 
-from gateway import protocol
+from gateway.http import client_connection as protocol
+from gateway.http.messages import Reply
+from gateway.http.wire import encode_reply
 from tests.gateway_fixtures import GatewayFactory, Recorder, make_token
 from tests.security.wire import exchange, parse_responses, request
 
@@ -151,13 +154,13 @@ async def test_keep_alive_timeout_counts_from_the_last_answer_not_the_request(
 
 def test_answers_are_framed_by_content_length_whatever_the_status() -> None:
     """An upstream status the gateway has no phrase for still gets a well-formed status line and framing."""
-    reply = protocol.Reply(599, [("X-A", "1")], b"body")
-    data = protocol.encode_reply(reply, keep_alive=True, http10=False, head_only=False)
+    reply = Reply(599, [("X-A", "1")], b"body")
+    data = encode_reply(reply, keep_alive=True, http10=False, head_only=False)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     assert lines[0] == b"HTTP/1.1 599 Unknown" and b"X-A: 1" in lines and b"Content-Length: 4" in lines
     assert body == b"body" and not any(line.startswith(b"Connection:") for line in lines)
-    head_only = protocol.encode_reply(reply, keep_alive=False, http10=True, head_only=True)
+    head_only = encode_reply(reply, keep_alive=False, http10=True, head_only=True)
     assert head_only.endswith(b"Connection: close\r\n\r\n") and b"Content-Length: 4\r\n" in head_only
 
 

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import ClientSession, web
 from prometheus_client import generate_latest
 
-from gateway.revocations import FeedError, FeedPage, RevocationFeed, RevocationList, parse_feed
+from gateway.auth.revocations import FeedError, FeedPage, RevocationFeed, RevocationList, parse_feed
+from gateway.auth.verifier import Identity
 from gateway.settings import ConfigError
-from gateway.tokens import Identity
 from tests.gateway_fixtures import (
     INTERNAL_SECRET,
     JWT_SECRET,
@@ -320,8 +320,8 @@ async def start_revoking_gateway(start_gateway: GatewayFactory, feed: Feed) -> G
 
 async def poll(gw: GatewayUnderTest) -> bool:
     """One poll now, instead of waiting for the background one."""
-    assert gw.gateway.revocations is not None
-    return await gw.gateway.revocations.poll()
+    assert gw.pipeline.revocations is not None
+    return await gw.pipeline.revocations.poll()
 
 
 async def status(gw: GatewayUnderTest, token: str) -> int:
@@ -336,7 +336,7 @@ async def test_a_revoked_session_is_refused_whether_cached_or_not(
     cached, fresh, other = make_token(sid="s1", jti="a"), make_token(sid="s1", jti="b"), make_token(sid="s2")
     assert await status(gw, cached) == 200
     assert await status(gw, cached) == 200
-    assert gw.gateway.tokens.cache_hits == 1
+    assert gw.verifier.cache_hits == 1
     feed.revoke_session("s1")
     assert await poll(gw)
     assert await status(gw, cached) == 401  # the cached verdict does not outlive the revocation
@@ -393,7 +393,7 @@ async def test_an_unreachable_issuer_keeps_the_last_set_and_shows_in_readyz_and_
         ready = await c.get(gw.make_url("/readyz"))
     assert ready.status == 200
     assert (await ready.json())["revocations"]["failing"] is True
-    text = generate_latest(gw.gateway.metrics.registry).decode()
+    text = generate_latest(gw.pipeline.metrics.registry).decode()
     assert "taskgate_gateway_revocations 1.0" in text
     assert 'taskgate_gateway_revocation_polls_total{result="failed"} 1.0' in text
     assert 'taskgate_gateway_revocation_polls_total{result="ok"} 1.0' in text
@@ -402,7 +402,7 @@ async def test_an_unreachable_issuer_keeps_the_last_set_and_shows_in_readyz_and_
 
 async def test_without_a_url_there_is_no_feed_and_no_check(start_gateway: GatewayFactory) -> None:
     gw = await start_gateway()
-    assert gw.gateway.revocations is None
+    assert gw.pipeline.revocations is None
     assert await status(gw, make_token(sid="anything")) == 200
-    text = generate_latest(gw.gateway.metrics.registry).decode()
+    text = generate_latest(gw.pipeline.metrics.registry).decode()
     assert "taskgate_gateway_revocations_age_seconds NaN" in text

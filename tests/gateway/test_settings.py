@@ -101,3 +101,39 @@ def test_an_empty_openapi_file_setting_publishes_nothing(monkeypatch: pytest.Mon
 def test_an_openapi_file_that_cannot_be_published_is_refused(path: Path, problem: str) -> None:
     with pytest.raises(ConfigError, match=f"GATEWAY_OPENAPI_FILE: .*{problem}"):
         GatewaySettings(jwt_secret=STRONG, internal_secret=OTHER, openapi_file=path)
+
+
+def test_a_policy_file_with_its_own_issuers_needs_no_gateway_jwt_setting(tmp_path: Path) -> None:
+    """GATEWAY_JWT_SECRET / GATEWAY_JWKS_URL are the default issuer; a file that names its issuers needs neither,
+    and a file without `issuers:` still does (docs/policy.md)."""
+    with_issuers = tmp_path / "with.yaml"
+    with_issuers.write_text(
+        'upstreams: {api: {url: "http://127.0.0.1:1"}}\n'
+        'issuers: {ba: {jwks_url: "http://127.0.0.1:2/jwks"}}\n'
+        "routes: [{path: /x, methods: [GET], upstream: api}]\n"
+    )
+    settings = GatewaySettings(internal_secret=OTHER, policy_file=with_issuers)
+    assert settings.user_secrets == () and settings.jwks_url is None
+    without = tmp_path / "without.yaml"
+    without.write_text(
+        'upstreams: {api: {url: "http://127.0.0.1:1"}}\nroutes: [{path: /x, methods: [GET], upstream: api}]\n'
+    )
+    result = run_gateway({"GATEWAY_INTERNAL_SECRET": OTHER, "GATEWAY_POLICY_FILE": str(without)})
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"gateway: policy error: {without}:1: no 'issuers' in the file and no default issuer "
+        "(GATEWAY_JWT_SECRET or JWKS)"
+    )
+
+
+def test_without_a_policy_file_a_jwt_setting_is_still_required() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_JWT_SECRET"):
+        GatewaySettings(internal_secret=OTHER)
+
+
+def test_an_upstream_url_beside_a_policy_file_is_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    with pytest.raises(ConfigError, match="GATEWAY_UPSTREAM_URL is set, but GATEWAY_POLICY_FILE"):
+        GatewaySettings(internal_secret=OTHER, jwt_secret=STRONG, policy_file=policy, upstream_url="http://x:1")
+    # the default URL is not "set": only an explicit GATEWAY_UPSTREAM_URL conflicts
+    assert GatewaySettings(internal_secret=OTHER, jwt_secret=STRONG, policy_file=policy).policy_file == policy

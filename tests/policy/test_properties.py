@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.paths import BadTarget, NotRouted
 from gateway.policy.claims import ClaimRef, MatchRule, RequireRule
 from gateway.policy.match import Forbidden, IssuerNotAccepted, MethodNotAllowed, Router, authorise, check_method
 from gateway.policy.model import Issuer, Policy, Route, Upstream
+from gateway.policy.paths import BadTarget, NotRouted
 from gateway.policy.templates import parse_template
 
 BOUNDED = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -213,6 +213,20 @@ claim_sets = st.fixed_dictionaries(
 )
 
 
+def draw_target(data: st.DataObject, routes: list[Spec]) -> str:
+    """A path for these routes: half are built from a route's own shape, so matches are common, not lucky."""
+    shape = data.draw(st.sampled_from(routes)).segments
+    length = data.draw(st.sampled_from([len(shape), len(shape), 0, 1, 2, 3]))
+    segments = [data.draw(st.sampled_from(SEGMENTS)) for _ in range(length)]
+    if length == len(shape):
+        for position, written in enumerate(shape):
+            if written[0] == "lit" and data.draw(st.booleans()):
+                segments[position] = written[1]
+            elif written[0] == "param" and data.draw(st.booleans()):
+                segments[position] = data.draw(st.sampled_from(VALID[written[2]]))
+    return "/" + "/".join(segments)
+
+
 @BOUNDED
 @given(
     routes=st.lists(specs(), min_size=1, max_size=6),
@@ -225,17 +239,7 @@ claim_sets = st.fixed_dictionaries(
 def test_a_request_is_allowed_only_when_the_model_allows_it(
     routes: list[Spec], data: st.DataObject, method: str, issuer: str, claims: dict[str, Any], query: str
 ) -> None:
-    # Half the targets are built from a route's own shape, so matches are common, not lucky.
-    shape = data.draw(st.sampled_from(routes)).segments
-    length = data.draw(st.sampled_from([len(shape), len(shape), 0, 1, 2, 3]))
-    segments = [data.draw(st.sampled_from(SEGMENTS)) for _ in range(length)]
-    if length == len(shape):
-        for position, written in enumerate(shape):
-            if written[0] == "lit" and data.draw(st.booleans()):
-                segments[position] = written[1]
-            elif written[0] == "param" and data.draw(st.booleans()):
-                segments[position] = data.draw(st.sampled_from(VALID[written[2]]))
-    target = "/" + "/".join(segments) + query
+    target = draw_target(data, routes) + query
     expected = model(routes, method, target, issuer, claims)
     event(f"status {expected[0]}")
     assert system(Router(build(routes)), method, target, issuer, claims) == expected

@@ -21,19 +21,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.routing import compile_path
 
-from gateway.forward import Upstream
-from gateway.paths import ROUTE_COLLECTION, ROUTE_COMPLETE, ROUTE_ITEM, BadTarget, NotRouted, parse_target
+from gateway.auth.extract import AuthorizationMalformed, bearer_token
+from gateway.auth.verifier import ASSERTION_TYPE, MAX_TOKEN_LENGTH, InvalidToken, TokenVerifier, TrustedIssuer
+from gateway.http.upstream_pool import Upstream
+from gateway.policy.match import Router
+from gateway.policy.paths import BadTarget, NotRouted
 from gateway.server import open_gateway
-from gateway.tokens import (
-    ASSERTION_TYPE,
-    MAX_TOKEN_LENGTH,
-    AuthorizationMalformed,
-    InvalidToken,
-    TokenVerifier,
-    bearer_token,
-)
 from task_service.assertion import request_target
-from tests.gateway_fixtures import INTERNAL_SECRET, JWT_SECRET, gateway_settings
+from tests.gateway_fixtures import INTERNAL_SECRET, JWT_SECRET, gateway_settings, task_router
 from tests.security.tokens import b64url, raw_token, token
 from tests.security.wire import WireUpstream, exchange, wire_upstream
 
@@ -76,7 +71,7 @@ targets = st.one_of(
 )
 
 ALICE = token(sub="alice")
-ROUTE_TEMPLATES = {route: compile_path(route)[0] for route in (ROUTE_COLLECTION, ROUTE_ITEM, ROUTE_COMPLETE)}
+ROUTE_TEMPLATES = {route.template.label: compile_path(route.template.label)[0] for route in task_router().policy.routes}
 
 
 def service_view(raw: str) -> tuple[bytes, str]:
@@ -108,30 +103,37 @@ def canonical(raw: str) -> str:
 @BOUNDED
 @given(raw=targets)
 def test_path_checker_only_accepts_what_the_service_reads_the_same_way(raw: str) -> None:
+    router = task_router()
     try:
-        target = parse_target(raw)
+        target = router.locate(raw)
     except (BadTarget, NotRouted):
         return
     event("accepted")
     if target.forwarded != raw:
         event("accepted in canonical form")
-    path = target.path
+    path, user_id, label = target.path, target.params["user_id"], target.route.template.label
     assert target.forwarded == canonical(raw) and target.forwarded.partition("?")[0] == path
     assert raw.isascii() and raw.isprintable() and " " not in raw
     assert "%" not in path and ";" not in path and "\\" not in path and "#" not in raw
     assert all(segment not in ("", ".", "..") for segment in path.split("/")[1:])
-    assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", target.user_id)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,128}", user_id)
     assert "eyJ" not in urllib.parse.unquote_plus(raw.partition("?")[2]) or "." not in raw.partition("?")[2]
     # the canonical form is checked exactly as itself: same route, same owner, nothing left to canonicalise
-    assert parse_target(target.forwarded) == target
+    again = Router(router.policy).locate(target.forwarded)  # a fresh cache: really checked again
+    assert (again.forwarded, again.path, again.route, dict(again.params)) == (
+        target.forwarded,
+        path,
+        target.route,
+        dict(target.params),
+    )
     # the service checks its assertion against exactly the bytes the gateway signed (tgt) ...
     service_target, service_path = service_view(target.forwarded)
     assert service_target == target.forwarded.encode()
     # ... and Starlette routes the same route, for the same user
     matches = {route: regex.match(service_path) for route, regex in ROUTE_TEMPLATES.items()}
-    assert [route for route, m in matches.items() if m] == [target.route]
-    match = matches[target.route]
-    assert match is not None and match["user_id"] == target.user_id
+    assert [route for route, m in matches.items() if m] == [label]
+    match = matches[label]
+    assert match is not None and match["user_id"] == user_id
 
 
 @BOUNDED
@@ -175,10 +177,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 def _verifier() -> TokenVerifier:
     return TokenVerifier(
-        hmac_secrets=(JWT_SECRET.encode(),),
-        keys=None,
-        issuer=None,
-        audience=(),
+        issuers=(TrustedIssuer("default", hmac_secrets=(JWT_SECRET.encode(),)),),
         leeway_s=30,
         max_ttl_s=None,
         cache_size=0,
@@ -284,7 +283,7 @@ def test_an_over_long_token_is_refused_even_when_correctly_signed(loop: asyncio.
 
 def test_the_strategies_reach_acceptance() -> None:
     """Guard against a vacuous fuzz: accepted examples exist for both parsers."""
-    assert parse_target("/api/a-_1/tasks/7?q=%41").user_id == "a-_1"
+    assert task_router().locate("/api/a-_1/tasks/7?q=%41").params["user_id"] == "a-_1"
     runner = asyncio.Runner()
     try:
         verdict = runner.run(_verifier().verify(token()))
@@ -330,7 +329,7 @@ def test_through_the_gateway_the_upstream_sees_exactly_the_checked_target(
     if ex.status == 200:
         event("forwarded")
         assert [s.request_line for s in forwarded] == [f"GET {canonical(raw)} HTTP/1.1"]
-        assert parse_target(raw).user_id == "alice"
+        assert task_router().locate(raw).params["user_id"] == "alice"
     else:
         assert forwarded == []
         assert ex.status in (400, 403, 404, 405)

@@ -1,7 +1,7 @@
 """What the HTTP layer does with requests it cannot read: JSON 400/431, nothing echoed or logged, nothing forwarded.
 
 aiohttp's own error page quotes the offending request line (an Authorization header included) and names the
-server version; gateway.protocol answers it. Also here: the C-parser start-up check, protocol upgrades,
+server version; gateway.http.client_connection answers it. Also here: the C-parser start-up check, protocol upgrades,
 header limits, CR/LF/NUL injection and Host abuse.
 """
 
@@ -15,8 +15,9 @@ import sys
 import pytest
 from aiohttp import http, http_parser
 
-from gateway import protocol, server
-from gateway.app import Gateway
+from gateway import server
+from gateway.http import client_connection as protocol
+from gateway.pipeline import Pipeline
 from gateway.settings import ConfigError
 from tests.gateway_fixtures import INTERNAL_SECRET, JWT_SECRET, make_token
 from tests.security.conftest import EdgeFactory
@@ -230,10 +231,10 @@ async def test_an_unexpected_failure_is_a_bare_json_500(
 ) -> None:
     """A bug on the request path shows neither its message nor a traceback, to the client or in the logs."""
 
-    def broken(*_args: object) -> None:
+    async def broken(*_args: object) -> None:
         raise RuntimeError(f"bug holding {TOKEN}")
 
-    monkeypatch.setattr(Gateway, "_authorise", broken)
+    monkeypatch.setattr(Pipeline, "_forward", broken)
     gw = await edge(upstream_url=wire.url)
     with caplog.at_level(logging.DEBUG):
         ex = await exchange(gw.port, request("GET", "/api/alice/tasks", token=TOKEN))

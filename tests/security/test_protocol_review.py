@@ -1,4 +1,5 @@
-"""Adversarial review of the gateway's own HTTP layer (gateway/protocol.py, upstream_protocol.py, listener.py).
+"""Adversarial review of the gateway's own HTTP layer (gateway/http/: client_connection.py, upstream_connection.py,
+listener.py).
 
 The first group pins problems the review found, now fixed (each test failed against the code before its
 fix); the second pins behaviours checked and found sound that no other test covered.
@@ -19,7 +20,7 @@ from aiohttp import web
 from aiohttp.http import RawRequestMessage
 from aiohttp.streams import StreamReader
 
-from gateway import protocol
+from gateway.http import client_connection as protocol
 from tests.gateway_fixtures import GatewayFactory, Recorder, make_token
 from tests.security.conftest import EdgeFactory
 from tests.security.wire import WireUpstream, assert_not_echoed, exchange, parse_responses, request

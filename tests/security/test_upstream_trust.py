@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 
-from gateway.assertion import AssertionSigner
+from gateway.policy.assertion import AUDIENCE, AssertionSigner
 from tests.security.wire import exchange
 from tests.support.services import Service, new_secret, running_task_service
 
@@ -51,7 +51,9 @@ def assertion(
 
 
 def genuine(method: str, target: str) -> dict[str, str]:
-    signed = AssertionSigner(INTERNAL.encode()).sign(method=method, target=target, user_id="alice", request_id="r")
+    signed = AssertionSigner(INTERNAL.encode()).sign(
+        audience=AUDIENCE, method=method, target=target, user_id="alice", request_id="r"
+    )
     return {"X-Gateway-Assertion": signed, "X-User-Id": "alice"}
 
 

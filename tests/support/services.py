@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .policy import policy_file_under_test
 from .processes import Launch, RunningProcess, clean_env, running_on_port
 
 
@@ -55,13 +56,18 @@ def running_gateway(
     Give a port when something must know the gateway's URL before it starts (the demo page does).
     """
 
+    policy_file = policy_file_under_test(upstream_url)
+    upstream = (
+        {"GATEWAY_UPSTREAM_URL": upstream_url} if policy_file is None else {"GATEWAY_POLICY_FILE": str(policy_file)}
+    )
+
     def launch(chosen: int) -> Launch:
         env = clean_env(
             {
                 "GATEWAY_HOST": "127.0.0.1",
                 "GATEWAY_PORT": str(chosen),
-                "GATEWAY_UPSTREAM_URL": upstream_url,
                 "GATEWAY_INTERNAL_SECRET": internal_secret,
+                **upstream,
                 **settings,
             }
         )

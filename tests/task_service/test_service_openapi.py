@@ -17,12 +17,13 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from gateway.openapi import DEFAULT_FILE
-from gateway.paths import USER_ID_PATTERN, NotRouted, parse_target
+from gateway.policy.paths import USER_ID_PATTERN, NotRouted
 from task_service.api import router
 from task_service.assertion import USER_ID
 from task_service.schemas import TaskCreate, TaskPatch, TaskReplace
 from taskgate import openapi
 from taskgate.cli import main
+from tests.gateway_fixtures import task_router
 from tests.task_service.signer import Api
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -83,20 +84,21 @@ def test_every_path_is_routed_by_the_gateway_with_exactly_the_documented_methods
     document = committed()
     for path, item in document["paths"].items():
         concrete = path.replace("{user_id}", "alice").replace("{id}", "7")
-        target = parse_target(concrete)
-        assert target.route == path
-        assert target.methods == {method.upper() for method in item if method in HTTP_METHODS}, path
+        route = task_router().locate(concrete).route
+        assert route.template.label == path
+        assert route.methods == {method.upper() for method in item if method in HTTP_METHODS}, path
 
 
 def test_path_parameters_have_the_forms_the_gateway_routes() -> None:
     parameters = committed()["components"]["parameters"]
     assert parameters["user_id"]["schema"]["pattern"] == f"^{USER_ID_PATTERN}$"
     assert USER_ID.pattern == USER_ID_PATTERN  # the service accepts exactly what the gateway routes
-    assert parse_target(f"/api/alice/tasks/{openapi.MAX_TASK_ID}").route == "/api/{user_id}/tasks/{id}"
+    located = task_router().locate(f"/api/alice/tasks/{openapi.MAX_TASK_ID}")
+    assert located.route.template.label == "/api/{user_id}/tasks/{id}"
     with pytest.raises(NotRouted):
-        parse_target(f"/api/alice/tasks/{openapi.MAX_TASK_ID + 1}")
+        task_router().locate(f"/api/alice/tasks/{openapi.MAX_TASK_ID + 1}")
     with pytest.raises(NotRouted):
-        parse_target(f"/api/{'a' * 129}/tasks")
+        task_router().locate(f"/api/{'a' * 129}/tasks")
     id_schemas = [
         parameter["schema"]
         for item in committed()["paths"].values()

@@ -1,8 +1,18 @@
-"""Bearer-token authentication: from the Authorization header to a verified user id.
+"""Bearer-token verification: from a presented token to a verified identity, its issuer and its claims.
 
 The token's header is only ever used to *look up* a key (`kid`) and to check that it names the algorithm that
-key is bound to; it never chooses an algorithm or supplies key material. Everything pyjwt is lenient about
+key is bound to; it never chooses an algorithm, a key or an issuer. Everything pyjwt is lenient about
 (duplicate JSON keys, non-canonical base64url, numeric strings in time claims) is refused here first.
+
+Which issuer verifies a token (docs/policy.md, "Which issuer verifies a token"): an `HS256` token is tried
+against the HS256 secrets of the issuers that have them, and only those (issuers never share a secret); any
+other algorithm looks its `kid` up in the key set of each issuer with a JWKS, and the key found must be bound
+to exactly that algorithm. A token is that issuer's only if the issuer's key verifies its signature *and* it
+carries the issuer's `iss` and `aud`; two issuers sharing one key set are told apart by `iss`. So a token can
+name neither a key, nor an algorithm, nor an issuer: it can only be verified by one.
+
+Verdicts are remembered per token, and the revocation check runs on remembered and fresh verdicts alike, so
+a new check added here holds on every path.
 """
 
 from __future__ import annotations
@@ -14,12 +24,13 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import jwt
 
-from .paths import USER_ID_PATTERN
+from ..policy.paths import USER_ID_PATTERN
 
 MAX_TOKEN_LENGTH = 8192
 # Far beyond any real time claim (year ~285 million), yet exactly representable as a float.
@@ -33,10 +44,6 @@ _SUB = re.compile(USER_ID_PATTERN)
 _FORBIDDEN_HEADER_PARAMS = frozenset({"crit", "jku", "x5u", "jwk", "x5c", "zip", "enc"})
 
 
-class AuthorizationMalformed(ValueError):
-    """The request's Authorization is ambiguous as HTTP: more than one header (→ 400 invalid_request)."""
-
-
 class InvalidToken(ValueError):
     """A presented token failed verification (→ 401 invalid_token). The message is for logs, never a token."""
 
@@ -45,15 +52,21 @@ class RevocationsUnavailable(Exception):
     """Revocations are configured but not loaded yet: accepting any token could resurrect a revoked one (→ 503)."""
 
 
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """The verified caller, and until when that verdict may be reused."""
+    """The verified caller (`sub`), the issuer that verified the token, its claims (read-only: a verdict is
+    shared through the cache), and until when that verdict may be reused."""
 
     user_id: str
     valid_until: float
     # What a revocation can name: the issuer's session (`sid`) and the issue time (`iat`), when the token has them.
     session_id: str | None = None
     issued_at: float | None = None
+    issuer: str = ""
+    claims: Mapping[str, Any] = field(default_factory=lambda: _NO_CLAIMS, repr=False)
 
 
 class KeySource(Protocol):
@@ -63,8 +76,20 @@ class KeySource(Protocol):
         """The key with this `kid`, or None when none is known even after an allowed refetch."""
 
 
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    """What verification needs of one issuer: its HS256 secrets and/or its key set, and the `iss` and `aud`
+    its tokens must carry (when set)."""
+
+    name: str
+    hmac_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    keys: KeySource | None = None
+    issuer: str | None = None
+    audience: tuple[str, ...] = ()
+
+
 class Revocations(Protocol):
-    """Sessions and users the issuer has revoked (gateway/revocations.py); a lookup, never I/O."""
+    """Sessions and users the issuer has revoked (gateway/auth/revocations.py); a lookup, never I/O."""
 
     @property
     def loaded(self) -> bool:
@@ -72,25 +97,6 @@ class Revocations(Protocol):
 
     def revoked(self, identity: Identity) -> bool:
         """Whether the issuer revoked the session or user this identity was issued for."""
-
-
-def bearer_token(values: list[str]) -> str | None:
-    """Extract the bearer value from all Authorization header values, whatever its shape.
-
-    None means no bearer credentials were offered: no header, another scheme, or `Bearer` with nothing after it
-    (→ plain 401 challenge). Any value that is there is returned as it is, even `null` or two words, and gets
-    the verifier's verdict (→ 401 invalid_token): RFC 6750 §3.1 makes a presented token that cannot be used
-    `invalid_token`, and clients send their user to sign in on a 401, not on a 400. Only two headers are
-    refused here: which one would be the credential is ambiguous.
-    """
-    if not values:
-        return None
-    if len(values) > 1:
-        raise AuthorizationMalformed("more than one Authorization header")
-    scheme, _, rest = values[0].strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return rest.strip(" \t") or None
 
 
 def _b64url_json(segment: str) -> dict[str, Any]:
@@ -129,25 +135,20 @@ def _is_number(value: object) -> bool:
 
 
 class TokenVerifier:
-    """Verifies user tokens and remembers verdicts so each token's signature is checked once."""
+    """Verifies user tokens for a set of issuers and remembers verdicts so each token's signature is checked
+    once."""
 
     def __init__(
         self,
         *,
-        hmac_secrets: tuple[bytes, ...],
-        keys: KeySource | None,
-        issuer: str | None,
-        audience: tuple[str, ...],
+        issuers: tuple[TrustedIssuer, ...],
         leeway_s: int,
         max_ttl_s: int | None,
         cache_size: int,
         revocations: Revocations | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._hmac_secrets = hmac_secrets
-        self._keys = keys
-        self._issuer = issuer
-        self._audience: list[str] | None = list(audience) or None
+        self._issuers = issuers
         self._leeway = leeway_s
         self._max_ttl = max_ttl_s
         self._cache_size = cache_size
@@ -156,10 +157,6 @@ class TokenVerifier:
         self._clock = clock
         self.cache_hits = 0
         self.cache_misses = 0
-
-    def use_keys(self, keys: KeySource) -> None:
-        """Attach the JWKS once it exists (it needs the running loop's HTTP client)."""
-        self._keys = keys
 
     def forget_all(self) -> None:
         """Drop remembered verdicts, e.g. when the key set changed and a key may have been withdrawn."""
@@ -214,23 +211,35 @@ class TokenVerifier:
             raise InvalidToken("a gateway assertion is not a user token")
         self._check_claim_types(payload, now)
         if alg == HMAC_ALGORITHM:
-            candidates: list[tuple[Any, str]] = [(secret, HMAC_ALGORITHM) for secret in self._hmac_secrets]
+            candidates = [
+                (secret, HMAC_ALGORITHM, trusted) for trusted in self._issuers for secret in trusted.hmac_secrets
+            ]
         else:
-            candidates = await self._asymmetric_candidate(header, alg)
+            candidates = await self._asymmetric_candidates(header, alg)
         if not candidates:
             raise InvalidToken(f"algorithm {alg!r} is not accepted")
-        for key, algorithm in candidates:
+        refusal = "signature does not verify"
+        for key, algorithm, trusted in candidates:
             try:
                 jwt.decode(
                     token,
                     key,
                     algorithms=[algorithm],
-                    audience=self._audience,
-                    issuer=self._issuer,
+                    audience=trusted.audience or None,
+                    issuer=trusted.issuer,
                     leeway=self._leeway,
                     options={"require": ["exp", "sub"], "verify_sub": False, "verify_jti": False},
                 )
             except jwt.InvalidSignatureError:
+                continue
+            except (jwt.InvalidIssuerError, jwt.InvalidAudienceError) as exc:
+                # This issuer's key, not its `iss`/`aud`: another issuer sharing the key set may still own it.
+                refusal = type(exc).__name__
+                continue
+            except jwt.MissingRequiredClaimError as exc:
+                if exc.claim not in ("iss", "aud"):
+                    raise InvalidToken(type(exc).__name__) from None
+                refusal = type(exc).__name__
                 continue
             except jwt.PyJWTError as exc:
                 raise InvalidToken(type(exc).__name__) from None
@@ -241,19 +250,30 @@ class TokenVerifier:
                 valid_until=self._valid_until(payload),
                 session_id=payload.get("sid"),
                 issued_at=payload.get("iat"),
+                issuer=trusted.name,
+                claims=MappingProxyType(payload),
             )
-        raise InvalidToken("signature does not verify")
+        raise InvalidToken(refusal)
 
-    async def _asymmetric_candidate(self, header: Mapping[str, Any], alg: str) -> list[tuple[Any, str]]:
+    async def _asymmetric_candidates(self, header: Mapping[str, Any], alg: str) -> list[tuple[Any, str, TrustedIssuer]]:
+        """The keys named by `kid` in the key set of each issuer that has one, if bound to `alg`."""
         kid = header.get("kid")
-        if self._keys is None or not isinstance(kid, str) or not 0 < len(kid) <= 256:
+        with_keys = [trusted for trusted in self._issuers if trusted.keys is not None]
+        if not with_keys or not isinstance(kid, str) or not 0 < len(kid) <= 256:
             return []
-        key = await self._keys.key_for(kid)
-        if key is None:
-            raise InvalidToken("unknown key id")
-        if key.algorithm_name != alg:
-            raise InvalidToken("algorithm does not match the key")
-        return [(key, alg)]
+        found: list[tuple[Any, str, TrustedIssuer]] = []
+        mismatched = False
+        for trusted in with_keys:
+            key = await trusted.keys.key_for(kid) if trusted.keys is not None else None
+            if key is None:
+                continue
+            if key.algorithm_name != alg:
+                mismatched = True
+                continue
+            found.append((key, alg, trusted))
+        if not found:
+            raise InvalidToken("algorithm does not match the key" if mismatched else "unknown key id")
+        return found
 
     def _check_claim_types(self, payload: Mapping[str, Any], now: float) -> None:
         sub = payload.get("sub")

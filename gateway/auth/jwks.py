@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from .forward import BodyTooLarge, read_bounded
+from ..http.bodies import BodyTooLarge, read_bounded
 
 log = logging.getLogger("gateway.jwks")
 
@@ -73,7 +73,7 @@ def parse_jwks(body: bytes) -> dict[str, jwt.PyJWK]:
 
 
 class JwksCache:
-    """Keys from GATEWAY_JWKS_URL, refreshed on expiry and, at most once per cooldown, on an unknown kid."""
+    """Keys from one issuer's JWKS URL, refreshed on expiry and, at most once per cooldown, on an unknown kid."""
 
     def __init__(
         self,
@@ -93,7 +93,8 @@ class JwksCache:
         self._cooldown_s = cooldown_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_bytes = max_bytes
-        self._on_change = on_change
+        # Rebound when a reloaded policy builds a new verifier over the same key set (gateway/runtime.py).
+        self.on_change = on_change
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fresh_until = 0.0
@@ -148,7 +149,7 @@ class JwksCache:
             log.warning("jwks: fetch failed, keeping %d cached keys (%s)", len(self._keys), type(exc).__name__)
             return
         if keys.keys() != self._keys.keys():
-            self._on_change()
+            self.on_change()
         self._keys = keys
         self._fresh_until = self._clock() + self._cache_s
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from .protocol import ClientConnection, ConnectionLimits, Connections, Handler
+from .client_connection import ClientConnection, ConnectionLimits, Connections
+from .messages import Handler
 
 BACKLOG = 1024
 

@@ -1,21 +1,20 @@
 """Strict parsing of the raw request target.
 
-The ownership check compares the path's user id with the token's `sub`, so the gateway must decide on the
-exact bytes the upstream will route on. Rather than normalising (and risking a disagreement with the
-upstream's own decoding), anything that a server could read in more than one way is refused with 400.
+A route's rules compare path parameters with the token's claims (the task API: the path's user id with `sub`),
+so the gateway must decide on the exact bytes the upstream will route on. Rather than normalising (and risking
+a disagreement with the upstream's own decoding), anything that a server could read in more than one way is
+refused with 400.
 
 Two spellings that real clients produce and that can only mean one thing are accepted and made canonical:
 an empty query (`…/tasks?`, what `${url}?${new URLSearchParams({})}` gives) is no query, and a single trailing
 slash (`…/tasks/`, as axios `baseURL` joins and Django-style clients write) is the route without it. The
-canonical target is then what the route and owner are read from, what is signed, and what is forwarded byte
-for byte, so the gateway and the upstream still decide on the same bytes.
+canonical target is then what the route and its parameters are read from (policy/match.py), what is signed,
+and what is forwarded byte for byte, so the gateway and the upstream still decide on the same bytes.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 MAX_TARGET_LENGTH = 2048
@@ -33,18 +32,8 @@ _CREDENTIAL_PARAMS = frozenset(
 )
 _JWS_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.")
 
+# The user-id grammar: a token's `sub`, and a `{name}` path parameter (policy/templates.py).
 USER_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
-_ROUTE = re.compile(rf"/api/({USER_ID_PATTERN})/tasks(?:/([1-9][0-9]{{0,17}})(/complete)?)?")
-
-_METHODS_COLLECTION = frozenset({"GET", "POST"})
-_METHODS_ITEM = frozenset({"GET", "PUT", "PATCH", "DELETE"})
-_METHODS_COMPLETE = frozenset({"PATCH"})
-API_METHODS = _METHODS_COLLECTION | _METHODS_ITEM
-# Route templates: the only path labels metrics and logs ever carry.
-ROUTE_COLLECTION = "/api/{user_id}/tasks"
-ROUTE_ITEM = "/api/{user_id}/tasks/{id}"
-ROUTE_COMPLETE = "/api/{user_id}/tasks/{id}/complete"
-ROUTE_OTHER = "other"
 
 
 def _carries_credential(query: str) -> bool:
@@ -62,21 +51,6 @@ class BadTarget(ValueError):
 
 class NotRouted(LookupError):
     """A well-formed target outside the forwarded API (→ 404)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A checked request target in canonical form.
-
-    `forwarded` (path, plus `?` and the query when it is not empty) is what is signed as `tgt` and sent upstream
-    byte for byte; `path` is its path and `user_id` what ownership is checked on — both read from it alone.
-    """
-
-    forwarded: str
-    path: str
-    user_id: str
-    methods: frozenset[str]
-    route: str
 
 
 def check_target(raw: str) -> tuple[str, str]:
@@ -105,31 +79,3 @@ def check_target(raw: str) -> tuple[str, str]:
             if segment in ("", ".", ".."):
                 raise BadTarget("request path contains an empty or dot segment")
     return path, f"{path}?{query}" if query else path
-
-
-def parse_target(raw: str) -> Target:
-    """Check a raw request target and match it against the API routes."""
-    path, forwarded = check_target(raw)
-    match = _ROUTE.fullmatch(path)
-    if match is None:
-        raise NotRouted(path)
-    if match.group(3):
-        methods, route = _METHODS_COMPLETE, ROUTE_COMPLETE
-    elif match.group(2):
-        methods, route = _METHODS_ITEM, ROUTE_ITEM
-    else:
-        methods, route = _METHODS_COLLECTION, ROUTE_COLLECTION
-    return Target(forwarded=forwarded, path=path, user_id=match.group(1), methods=methods, route=route)
-
-
-# Clients repeat their targets (a user's list, a task they just touched), so accepted targets are remembered;
-# a refused one raises and is never cached. Bounded: at most 1,024 × MAX_TARGET_LENGTH characters.
-checked_target = functools.lru_cache(maxsize=1024)(parse_target)
-
-
-def route_label(raw: str) -> str:
-    """The route template of a target, for metrics and logs, where a refused target is simply `other`."""
-    try:
-        return checked_target(raw).route
-    except (BadTarget, NotRouted):
-        return ROUTE_OTHER

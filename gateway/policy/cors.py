@@ -17,13 +17,12 @@ and generous about *what*:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from multidict import CIMultiDictProxy
 
-from .errors import GatewayError
+from ..http.messages import Reply
 from .headers import FORWARDED_REQUEST_HEADERS
-from .paths import API_METHODS
-from .protocol import Reply
 
 DEFAULT_ALLOWED_HEADERS = ", ".join(["Authorization", "X-Request-Id", *FORWARDED_REQUEST_HEADERS])
 EXPOSED_HEADERS = (
@@ -31,7 +30,6 @@ EXPOSED_HEADERS = (
     "WWW-Authenticate, Allow"
 )
 PREFLIGHT_MAX_AGE_S = "600"
-ALLOWED_METHODS = ", ".join(sorted(API_METHODS))
 # What a preflight answer depends on besides the Origin (which decorate() adds to Vary for every answer).
 PREFLIGHT_VARY = "Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
 # RFC 9110 §5.6.2: a method or a header field name is a token. Nothing else is ever echoed.
@@ -47,6 +45,15 @@ def _requested_headers(headers: CIMultiDictProxy[str]) -> str | None:
     return ", ".join(dict.fromkeys(names)) or DEFAULT_ALLOWED_HEADERS
 
 
+class PreflightRefused(Exception):
+    """Not a well-formed preflight from an allowed origin (→ 403 without CORS headers)."""
+
+
+def allowed_methods(methods: Iterable[str]) -> str:
+    """The `Access-Control-Allow-Methods` value for a policy: every method one of its routes forwards."""
+    return ", ".join(sorted(set(methods)))
+
+
 class Cors:
     def __init__(self, origins: tuple[str, ...]) -> None:
         self._origins = frozenset(origins)
@@ -57,8 +64,9 @@ class Cors:
             return origins[0]
         return None
 
-    def preflight(self, headers: CIMultiDictProxy[str]) -> Reply:
-        """Answer an OPTIONS request: 204 to a well-formed preflight from an allowed origin, whatever the target.
+    def preflight(self, headers: CIMultiDictProxy[str], allowed: str) -> Reply:
+        """Answer an OPTIONS request: 204 to a well-formed preflight from an allowed origin, whatever the target,
+        allowing the policy's methods (`allowed`, from allowed_methods) and the one asked for.
 
         Anything else — another origin, no `Access-Control-Request-Method`, a method or header name that is not
         a token (no browser sends one) — is 403 without CORS headers; OPTIONS is never forwarded.
@@ -67,11 +75,12 @@ class Cors:
         methods = headers.getall("Access-Control-Request-Method", ())
         allowed_headers = _requested_headers(headers)
         if origin is None or len(methods) != 1 or not _TOKEN.fullmatch(methods[0]) or allowed_headers is None:
-            raise GatewayError(403, "CORS preflight not allowed")
+            raise PreflightRefused("CORS preflight not allowed")
         method = methods[0]  # one the API lacks is allowed too: the real request then reads its 405
-        allowed_methods = ALLOWED_METHODS if method in API_METHODS else f"{ALLOWED_METHODS}, {method}"
+        if method not in allowed.split(", "):
+            allowed = f"{allowed}, {method}"
         reply_headers = [
-            ("Access-Control-Allow-Methods", allowed_methods),
+            ("Access-Control-Allow-Methods", allowed),
             ("Access-Control-Allow-Headers", allowed_headers),
             ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE_S),
             ("Vary", PREFLIGHT_VARY),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from multidict import CIMultiDictProxy
 
@@ -91,13 +91,18 @@ class UnsafeHeader(ValueError):
 def upstream_request_headers(
     incoming: CIMultiDictProxy[str],
     *,
-    user_id: str,
+    user_id: str | None,
+    claims: Sequence[tuple[str, str]],
     assertion: str,
     request_id: str,
     peer: str,
     scheme: str,
 ) -> list[tuple[str, str]]:
     """Headers for the upstream request: allow-listed client headers plus the gateway's own.
+
+    `user_id` (the token's `sub`) becomes `X-User-Id`; None (an `auth: none` route) sends no identity at all.
+    `claims` are the route's `headers:` (policy/match.claim_headers): their names can never be allow-listed
+    client headers (the policy file refuses them), so a client's copy never crosses and is never mixed in.
 
     The gateway writes these lines itself, so every copied value is checked for CR, LF, NUL and other
     controls here even though the server parser already refuses most of them: framing must not depend on it.
@@ -115,7 +120,9 @@ def upstream_request_headers(
         named_in_connection = _named_in_connection(incoming)
         picked = {name: value for name, value in picked.items() if name.lower() not in named_in_connection}
     out = list(picked.items())
-    out.append(("X-User-Id", user_id))
+    if user_id is not None:
+        out.append(("X-User-Id", user_id))
+        out.extend(claims)
     out.append(("X-Gateway-Assertion", assertion))
     out.append(("X-Request-Id", request_id))
     out.append(("X-Forwarded-For", peer))

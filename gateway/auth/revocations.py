@@ -6,7 +6,7 @@ banned user and serves them as a feed; each gateway worker polls it and holds th
 issuer stays the source of truth and the gateway stays stateless: a worker that starts reads the set again
 before it is ready, and one that cannot reach the issuer keeps the set it has and keeps asking.
 
-The token verifier consults the set for cached and fresh verdicts alike (gateway/tokens.py); a lookup is one or
+The token verifier consults the set for cached and fresh verdicts alike (gateway/auth/verifier.py); a lookup is one or
 two dictionary reads. Entries are forgotten once every token they could match has expired, so the set stays as
 small as the revocations of one token lifetime.
 """
@@ -26,9 +26,9 @@ from typing import Any
 
 import aiohttp
 
-from .forward import BodyTooLarge, read_bounded
-from .settings import GatewaySettings
-from .tokens import MAX_NUMERIC_DATE, Identity
+from ..http.bodies import BodyTooLarge, read_bounded
+from ..settings import GatewaySettings
+from .verifier import MAX_NUMERIC_DATE, Identity
 
 log = logging.getLogger("gateway.revocations")
 

@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
-import time
-import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from http import HTTPStatus
+from dataclasses import dataclass
 
-from aiohttp import HttpVersion, HttpVersion10, http_exceptions
+from aiohttp import HttpVersion10, http_exceptions
 from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http import HttpRequestParser, RawRequestMessage
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
-from multidict import CIMultiDictProxy
+
+from .messages import PHRASES, SERVER_NAME, Handler, Request, internal_error, json_reply
+from .wire import encode_reply
 
 log = logging.getLogger("gateway")
 
@@ -44,69 +40,6 @@ READ_LIMIT = 2**16
 # After an answer sent before the request body was read (413, 408, 401 …), read and discard for at most this
 # long so the client can see the answer before the close, then drop the connection.
 LINGER_S = 1.0
-SERVER_NAME = "taskgate"
-
-
-def _status_line(status: int, phrase: str) -> bytes:
-    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
-
-
-_STATUS_LINES = {status.value: _status_line(status.value, status.phrase) for status in HTTPStatus}
-_NO_CONTENT = frozenset({204, 304})
-# Phrases for the statuses the HTTP layer produces itself; the parser's own message is never shown or logged.
-_PHRASES = {400: "malformed HTTP request", 431: "request header fields too large", 500: "internal error"}
-
-
-@dataclass(slots=True)
-class Reply:
-    """A complete answer: the gateway never streams, so framing is a Content-Length computed here."""
-
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    close: bool = False
-
-
-def json_reply(status: int, payload: object, headers: list[tuple[str, str]] | None = None) -> Reply:
-    return Reply(status, [("Content-Type", "application/json"), *(headers or ())], json.dumps(payload).encode())
-
-
-def internal_error(exc: Exception) -> Reply:
-    """The answer to a bug on the request path: a bare JSON 500 that ends the connection.
-
-    Logged by class and place only: an exception's message may quote request bytes (a token included)."""
-    frame = traceback.extract_tb(exc.__traceback__)[-1]
-    where = f"{frame.filename}:{frame.lineno} in {frame.name}"
-    log.error("unexpected failure while answering a request", extra={"error": type(exc).__name__, "where": where})
-    reply = json_reply(500, {"detail": _PHRASES[500]})
-    reply.close = True
-    return reply
-
-
-@dataclass(slots=True)
-class Request:
-    """What the gateway's handler sees of one parsed request; `target` is the raw request-target, unparsed."""
-
-    method: str
-    target: str
-    version: HttpVersion
-    headers: CIMultiDictProxy[str]
-    body: StreamReader
-    peer: str
-    connection: ClientConnection
-
-    @property
-    def has_body(self) -> bool:
-        """Content-Length above zero or chunked; anything else has no body to wait for."""
-        return self.body is not EMPTY_PAYLOAD
-
-    def send_continue(self) -> None:
-        """Invite the body of an `Expect: 100-continue` request, once it has passed every check before the body."""
-        if self.version != HttpVersion10 and self.headers.get("Expect", "").lower() == "100-continue":
-            self.connection.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-
-Handler = Callable[[Request], Awaitable[Reply]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,44 +48,6 @@ class ConnectionLimits:
 
     header_timeout_s: float
     keepalive_timeout_s: float
-
-
-class _DateHeader:
-    """The `Date` value, formatted at most once a second for all connections of the process."""
-
-    def __init__(self) -> None:
-        self._second = 0
-        self._line = b""
-
-    def line(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._line = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-        return self._line
-
-
-_DATE = _DateHeader()
-# (keep_alive, http10) → the Connection line: HTTP/1.1 keeps alive by default, HTTP/1.0 only when told.
-_CONNECTION = {
-    (False, False): b"Connection: close\r\n",
-    (False, True): b"Connection: close\r\n",
-    (True, False): b"",
-    (True, True): b"Connection: keep-alive\r\n",
-}
-
-
-def encode_reply(reply: Reply, *, keep_alive: bool, http10: bool, head_only: bool) -> bytes:
-    """Status line, headers, framing and body. Header values are the gateway's own or llhttp-parsed upstream
-    values (no CR or LF can survive either), so they are written as they are."""
-    head = "".join([f"{n}: {v}\r\n" for n, v in reply.headers]).encode("utf-8", "surrogateescape")
-    connection = _CONNECTION[keep_alive, http10]
-    if reply.status in _NO_CONTENT:  # no body, and no Content-Length either (RFC 9110 §8.6)
-        length, body = b"", b""
-    else:
-        length, body = b"Content-Length: %d\r\n" % len(reply.body), b"" if head_only else reply.body
-    status_line = _STATUS_LINES.get(reply.status) or _status_line(reply.status, "Unknown")
-    return b"".join((status_line, head, length, _DATE.line(), connection, b"\r\n", body))
 
 
 _HEAD_TIMEOUT = encode_reply(
@@ -345,7 +240,7 @@ class ClientConnection(BaseProtocol):
         request = Request(message.method, message.path, message.version, message.headers, body, self.peer, self)
         try:
             reply = await self._handler(request)
-        except Exception as exc:  # Gateway.handle answers its own failures; this is the last resort
+        except Exception as exc:  # Pipeline.handle answers its own failures; this is the last resort
             reply = internal_error(exc)
             reply.headers.append(("Server", SERVER_NAME))
         self._body = EMPTY_PAYLOAD
@@ -366,7 +261,7 @@ class ClientConnection(BaseProtocol):
         status = 431 if isinstance(exc, http_exceptions.LineTooLong) else 400
         extra = {"status": status, "error": type(exc).__name__, "peer": self.peer}
         log.info("request refused by the HTTP layer", extra=extra)
-        reply = json_reply(status, {"detail": _PHRASES[status]}, [("Server", SERVER_NAME)])
+        reply = json_reply(status, {"detail": PHRASES[status]}, [("Server", SERVER_NAME)])
         self.write(encode_reply(reply, keep_alive=False, http10=False, head_only=False))
         self._end(linger=True)
 

@@ -1,4 +1,4 @@
-"""One pooled keep-alive connection to the task service: the request bytes go out as framed by forward.py, the
+"""One pooled keep-alive connection to the task service: the request bytes go out as framed by upstream_pool.py, the
 answer is read by llhttp (aiohttp's C response parser), never by hand.
 
 aiohttp's own client protocol does the same job with a general-purpose message queue and re-arms a read timer

@@ -13,12 +13,11 @@ import ssl
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp.streams import StreamReader
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from .errors import GatewayError
-from .upstream_protocol import StaleConnection, UpstreamConnection
+from .bodies import BodyTooLarge, read_stream
+from .upstream_connection import StaleConnection, UpstreamConnection
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -26,30 +25,20 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class BodyTooLarge(Exception):
-    """A peer sent more than the gateway is willing to hold in memory."""
+class UpstreamUnavailable(Exception):
+    """No answer: the connection failed, was refused or reset, or the answer did not parse (→ 502)."""
 
 
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read a whole client-session response body, refusing (not truncating) one larger than `limit`."""
-    if (resp.content_length or 0) > limit:
-        raise BodyTooLarge
-    return await read_stream(resp.content, limit)
+class UpstreamTimedOut(Exception):
+    """No free connection, no connect or no bytes within GATEWAY_UPSTREAM_TIMEOUT_S (→ 504)."""
 
 
-async def read_stream(stream: StreamReader, limit: int) -> bytes:
-    """Read a whole body, refusing (not truncating) one larger than `limit`."""
-    if stream.is_eof():  # the usual case: the whole body came with the head, so nothing to wait for
-        whole = stream.read_nowait()
-        if len(whole) > limit:
-            raise BodyTooLarge
-        return whole
-    body = bytearray()
-    while chunk := await stream.readany():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge
-    return bytes(body)
+class UpstreamTooLarge(Exception):
+    """The answer is larger than the gateway holds in memory (→ 502)."""
+
+
+class UpstreamUnexpectedStatus(Exception):
+    """An interim (1xx) or protocol-switch answer the gateway never asked for (→ 502)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +49,8 @@ class UpstreamResponse:
 
 
 class Upstream:
-    """Sends checked requests to the task service and maps every transport failure to 502 or 504."""
+    """The connection pool of one upstream: sends checked requests and turns every transport failure into one
+    of the Upstream* errors above (gateway/errors.py gives each its status)."""
 
     def __init__(
         self, base_url: str, *, timeout_s: float, connect_timeout_s: float, pool_size: int, idle_s: float = 4.0
@@ -68,7 +58,7 @@ class Upstream:
         url = URL(base_url)
         if url.host is None:
             raise ValueError("upstream URL has no host")
-        self._base = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")
         self._host = url.host
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if url.scheme == "https" else None
@@ -79,32 +69,25 @@ class Upstream:
         self.pool_size = pool_size
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[tuple[UpstreamConnection, float]] = []
-        self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._all_done: asyncio.Event | None = None  # set when retiring and no request is in flight
         self.inflight = 0
 
     async def start(self) -> None:
         # Held once: on Python 3.11 every get_running_loop() costs a getpid() system call (bench/profile.py).
         self._loop = asyncio.get_running_loop()
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._timeout_s, sock_connect=self._connect_timeout_s),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
 
     async def close(self) -> None:
         for conn, _ in self._idle:
             conn.close()
         self._idle.clear()
-        if self._session is not None:
-            await self._session.close()
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """A general-purpose client for the gateway's other outbound calls (JWKS, readiness)."""
-        if self._session is None:
-            raise RuntimeError("Upstream.start() was not awaited")
-        return self._session
+    async def retire(self) -> None:
+        """Close once the requests in flight are answered: an upstream a reloaded policy no longer names."""
+        self._all_done = asyncio.Event()
+        if self.inflight:
+            await self._all_done.wait()
+        await self.close()
 
     def frame(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
         """The complete upstream request; header values were checked for control characters upstream of here."""
@@ -125,18 +108,20 @@ class Upstream:
                 return await self._exchange(request, reuse=True)
             except StaleConnection:
                 if method not in IDEMPOTENT:
-                    raise GatewayError(502, "upstream unavailable") from None
+                    raise UpstreamUnavailable from None
                 return await self._exchange(request, reuse=False)
             finally:
                 self._slots.release()
         except TimeoutError:
-            raise GatewayError(504, "upstream timed out") from None
+            raise UpstreamTimedOut from None
         except BodyTooLarge:
-            raise GatewayError(502, "upstream response too large") from None
+            raise UpstreamTooLarge from None
         except (aiohttp.ClientError, aiohttp.http_exceptions.HttpProcessingError, OSError, StaleConnection):
-            raise GatewayError(502, "upstream unavailable") from None
+            raise UpstreamUnavailable from None
         finally:
             self.inflight -= 1
+            if self._all_done is not None and not self.inflight:
+                self._all_done.set()
 
     async def _acquire_slot(self) -> None:
         if self._slots.locked():
@@ -161,7 +146,7 @@ class Upstream:
                 raise
             if message.code < 200:
                 # Never relay an interim or protocol-switch answer: the gateway asked for neither.
-                raise GatewayError(502, "upstream answered with an unexpected status")
+                raise UpstreamUnexpectedStatus
             declared = message.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
                 raise BodyTooLarge
@@ -199,11 +184,11 @@ class Upstream:
             await loop.create_connection(lambda: conn, self._host, self._port, ssl=self._ssl)
         return conn
 
-    async def ready(self) -> bool:
-        """Whether the task service reports itself ready; used by the gateway's /readyz."""
+    async def ready(self, session: aiohttp.ClientSession) -> bool:
+        """Whether the upstream answers GET /readyz with 200 (docs/contract.md); used by the gateway's /readyz."""
         try:
-            async with self.session.get(
-                self._base + "/readyz", allow_redirects=False, timeout=aiohttp.ClientTimeout(total=2)
+            async with session.get(
+                self.base_url + "/readyz", allow_redirects=False, timeout=aiohttp.ClientTimeout(total=2)
             ) as resp:
                 return resp.status == 200
         except (TimeoutError, aiohttp.ClientError, OSError):

@@ -17,18 +17,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .forward import Upstream
-from .jwks import JwksCache
-from .revocations import RevocationFeed
-from .tokens import TokenVerifier
+from ..auth.revocations import RevocationFeed
+from ..runtime import Runtime
 
 
 class Watched(Protocol):
-    """What the collector reads from the gateway (kept structural to avoid an import cycle with app.py)."""
+    """What the collector reads from the gateway (kept structural to avoid an import cycle with pipeline.py):
+    the running policy's verifier, key sets and pools (None before start), and the revocation feed."""
 
-    tokens: TokenVerifier
-    upstream: Upstream
-    jwks: JwksCache | None
+    runtime: Runtime | None
     revocations: RevocationFeed | None
 
 
@@ -37,27 +34,33 @@ class _GatewayCollector(Collector):
         self._gateway = gateway
 
     def collect(self) -> Iterator[Metric]:
-        gateway = self._gateway
+        runtime = self._gateway.runtime
         cache = CounterMetricFamily(
             "taskgate_gateway_token_cache", "Verified-token cache lookups by result", labels=["result"]
         )
-        cache.add_metric(["hit"], gateway.tokens.cache_hits)
-        cache.add_metric(["miss"], gateway.tokens.cache_misses)
+        cache.add_metric(["hit"], runtime.verifier.cache_hits if runtime else 0)
+        cache.add_metric(["miss"], runtime.verifier.cache_misses if runtime else 0)
         yield cache
         fetches = CounterMetricFamily("taskgate_gateway_jwks_fetches", "JWKS fetches by result", labels=["result"])
-        jwks = gateway.jwks
-        fetches.add_metric(["ok"], (jwks.fetches - jwks.failures) if jwks else 0)
-        fetches.add_metric(["failed"], jwks.failures if jwks else 0)
+        key_sets = list(runtime.key_sets.values()) if runtime else []
+        failed = sum(key_set.failures for key_set in key_sets)
+        fetches.add_metric(["ok"], sum(key_set.fetches for key_set in key_sets) - failed)
+        fetches.add_metric(["failed"], failed)
         yield fetches
-        yield from _revocation_metrics(gateway.revocations)
-        yield GaugeMetricFamily(
+        yield from _revocation_metrics(self._gateway.revocations)
+        inflight = GaugeMetricFamily(
             "taskgate_gateway_upstream_inflight",
-            "Requests currently using a pooled upstream connection",
-            value=gateway.upstream.inflight,
+            "Requests currently using a pooled upstream connection, by upstream",
+            labels=["upstream"],
         )
-        yield GaugeMetricFamily(
-            "taskgate_gateway_upstream_pool_size", "Upstream connection pool limit", value=gateway.upstream.pool_size
+        pool_size = GaugeMetricFamily(
+            "taskgate_gateway_upstream_pool_size", "Upstream connection pool limit, by upstream", labels=["upstream"]
         )
+        for name, pool in runtime.pools.items() if runtime else ():
+            inflight.add_metric([name], pool.inflight)
+            pool_size.add_metric([name], pool.pool_size)
+        yield inflight
+        yield pool_size
 
 
 def _revocation_metrics(feed: RevocationFeed | None) -> Iterator[Metric]:

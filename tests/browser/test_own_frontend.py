@@ -193,7 +193,7 @@ def test_a_frontend_of_its_own_works_through_the_gateway(stack: Demo, page: Page
     someone_else = stack.issuer.sign_up("ada")
     page.get_by_test_id("other-user").fill(someone_else.id)
     page.get_by_test_id("open-other").click()
-    expect(page.get_by_test_id("error")).to_have_text("403: token does not grant access to this user's tasks")
+    expect(page.get_by_test_id("error")).to_have_text("403: token does not grant access to this resource")
     expect(page.get_by_test_id("tasks")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "own-frontend.png"), full_page=True)
     assert [t["title"] for t in tasks_through_gateway(stack, email)] == ["Write the final report"]

@@ -7,6 +7,7 @@ Each step lives in its own module; this file only wires them, so the flow reads 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -20,6 +21,7 @@ from .auth.verifier import Identity, InvalidToken, RevocationsUnavailable, Token
 from .errors import GatewayError, error_response
 from .http.bodies import BodyTooLarge, read_stream
 from .http.messages import SERVER_NAME, Reply, Request, internal_error, json_reply
+from .http.streaming import STREAM_OUTCOMES
 from .http.upstream_pool import Upstream
 from .ops.logs import AccessLog
 from .ops.metrics import GatewayMetrics
@@ -200,7 +202,7 @@ class Pipeline:
         except UnsafeHeader as exc:
             raise GatewayError(400, f"header {exc} holds a control character") from None
         upstream = await self.upstream.send(request.method, target.forwarded, headers, body)
-        return Reply(upstream.status, client_response_headers(upstream.headers), upstream.body)
+        return Reply(upstream.status, client_response_headers(upstream.headers), upstream.body, stream=upstream.stream)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -235,19 +237,28 @@ class Pipeline:
         self.cors.decorate(request.headers, reply.headers)
         reply.headers.append(("X-Request-Id", rid))
         reply.headers.append(("Server", SERVER_NAME))
+        if reply.stream is None:
+            self._record(request, reply.status, rid, route, user, started, outcome)
+        else:  # recorded when its last byte is written (or the relay is cut off), with how it ended
+            reply.stream.on_end = functools.partial(self._record, request, reply.status, rid, route, user, started)
+        return reply
+
+    def _record(
+        self, request: Request, status: int, rid: str, route: str, user: str | None, started: float, outcome: str | None
+    ) -> None:
         elapsed = time.perf_counter() - started
-        self.metrics.observe(route, request.method, reply.status, outcome, elapsed)
+        self.metrics.observe(route, request.method, status, outcome, elapsed)
         if self.access_log is not None:
             self.access_log.record(
                 method=request.method,
                 route=route,
-                status=reply.status,
+                status=status,
                 seconds=elapsed,
                 request_id=rid,
                 user=user,
                 peer=request.peer,
+                outcome=outcome if outcome in STREAM_OUTCOMES else None,
             )
-        return reply
 
     def _publish(self, request: Request, document: bytes) -> Reply:
         """GET /openapi.json: no token, never forwarded; logged, counted and CORS-decorated like the API."""

@@ -7,17 +7,15 @@ several times the configured one. The deadlines are liveness bounds, not measure
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from tests.gateway_fixtures import make_token
 from tests.security.conftest import EdgeFactory
-from tests.security.wire import WireUpstream, exchange, request
+from tests.security.wire import Reply, WireUpstream, exchange, raw_upstream, request
 from tests.support.services import new_secret, running_gateway
 
 TOKEN = make_token("alice")
@@ -164,26 +162,6 @@ async def test_transfer_coding_gzip_is_never_inflated(edge: EdgeFactory, wire: W
     assert [r.status for r in ex.responses] == [200]
     [seen] = wire.seen
     assert seen.body == bomb and seen.header("Content-Encoding") == []
-
-
-Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def raw_upstream(reply: Reply) -> AsyncIterator[str]:
-    """An upstream that reads one request head and then misbehaves as `reply` says."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            await reader.readuntil(b"\r\n\r\n")
-            await reply(reader, writer)
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
 
 
 async def _never(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:

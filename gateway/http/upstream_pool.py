@@ -99,39 +99,27 @@ class Upstream:
         body still arriving is returned as a stream that holds the connection and its pool slot until it ends."""
         request = self.frame(method, target, headers, body)
         self.inflight += 1
+        acquired = streaming = False
         try:
             await self._acquire_slot()
-        except BaseException as exc:
-            self.inflight -= 1
-            if isinstance(exc, TimeoutError):
-                raise GatewayError(504, "upstream timed out") from None
-            raise
-        try:
-            response = await self._send_once_or_retry(method, request)
-        except BaseException:
-            self._exchange_ended()
-            raise
-        if response.stream is None:
-            self._exchange_ended()
-        return response
-
-    async def _send_once_or_retry(self, method: str, request: bytes) -> UpstreamResponse:
-        """Retry once on a fresh connection when a reused one turns out stale, for idempotent methods only."""
-        try:
+            acquired = True
             try:
-                return await self._exchange(request, reuse=True)
+                response = await self._exchange(request, reuse=True)
             except StaleConnection:
                 if method not in IDEMPOTENT:
                     raise GatewayError(502, "upstream unavailable") from None
-                return await self._exchange(request, reuse=False)
+                response = await self._exchange(request, reuse=False)
+            streaming = response.stream is not None
+            return response
         except TimeoutError:
             raise GatewayError(504, "upstream timed out") from None
         except (aiohttp.ClientError, aiohttp.http_exceptions.HttpProcessingError, OSError, StaleConnection):
             raise GatewayError(502, "upstream unavailable") from None
-
-    def _exchange_ended(self) -> None:
-        self._slots.release()
-        self.inflight -= 1
+        finally:
+            if not streaming:  # a stream releases its slot when it ends (`_stream_ended`)
+                if acquired:
+                    self._slots.release()
+                self.inflight -= 1
 
     async def _acquire_slot(self) -> None:
         if self._slots.locked():
@@ -185,7 +173,8 @@ class Upstream:
         else:
             conn.done()
             conn.abort()
-        self._exchange_ended()
+        self._slots.release()
+        self.inflight -= 1
 
     def _idle_connection(self) -> UpstreamConnection | None:
         """The most recently used live connection; expired or closed ones are dropped on the way."""

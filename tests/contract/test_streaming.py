@@ -67,6 +67,14 @@ class Client:
             got += piece
         return got
 
+    async def two_chunked_parts(self, first: bytes, go_on: asyncio.Event, last: bytes) -> None:
+        """A chunked body in two parts; the upstream sends the second once `go_on` is set, after the first
+        has arrived here (a gateway holding the first part back would never get this far)."""
+        assert await self.chunks_until(first) == first
+        go_on.set()
+        assert await self.chunks_until(last) == last
+        assert await self.chunk() == b""
+
     def reset(self) -> None:
         """Leave with a TCP reset, as a killed process or a dropped network does."""
         sock = self.writer.get_extra_info("socket")
@@ -116,11 +124,7 @@ async def test_server_sent_events_reach_the_client_one_by_one(
     client.writer.write(keep("/api/alice/tasks?stream=events", "Accept: text/event-stream"))
     async with asyncio.timeout(DEADLINE_S):
         head = await client.head()
-        # The upstream has not sent event two yet: it waits for this test to have read event one.
-        assert await client.chunks_until(b"data: one\n\n") == b"data: one\n\n"
-        go_on[0].set()
-        assert await client.chunks_until(b"data: two\n\n") == b"data: two\n\n"
-        assert await client.chunk() == b""
+        await client.two_chunked_parts(b"data: one\n\n", go_on[0], b"data: two\n\n")
         recorder.reply = None  # the chunked framing ended where it should: the connection carries another answer
         client.writer.write(keep("/api/alice/tasks"))
         after = await client.head()
@@ -187,10 +191,7 @@ async def test_a_pipelined_request_is_answered_after_the_streamed_body_before_it
     client.writer.write(keep("/api/alice/tasks?n=1") + keep("/api/alice/tasks?n=2"))
     async with asyncio.timeout(DEADLINE_S):
         first = await client.head()
-        assert await client.chunks_until(b"first,") == b"first,"
-        go_on[0].set()
-        assert await client.chunks_until(b"last") == b"last"
-        assert await client.chunk() == b""
+        await client.two_chunked_parts(b"first,", go_on[0], b"last")
         second = await client.head()
         body = await client.reader.readexactly(int(second["content-length"]))
     client.close()

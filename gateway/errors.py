@@ -15,7 +15,7 @@ from .auth.extract import AuthorizationMalformed, BearerMissing
 from .auth.verifier import InvalidToken, RevocationsUnavailable
 from .http.bodies import BodyTimedOut, BodyTooLarge, CompressedBody, MalformedBody
 from .http.messages import Reply, UnsupportedExpectation, UnsupportedVersion, error_response
-from .http.upstream_pool import UpstreamTimedOut, UpstreamTooLarge, UpstreamUnavailable, UpstreamUnexpectedStatus
+from .http.upstream_pool import UpstreamTimedOut, UpstreamUnavailable, UpstreamUnexpectedStatus
 from .policy.cors import PreflightRefused
 from .policy.headers import UnsafeHeader
 from .policy.match import Forbidden, MethodNotAllowed
@@ -78,7 +78,6 @@ ANSWERS: Mapping[type[Exception], Answer] = {
     # forward: the upstream
     UpstreamUnavailable: Answer(502, "upstream unavailable"),
     UpstreamUnexpectedStatus: Answer(502, "upstream answered with an unexpected status"),
-    UpstreamTooLarge: Answer(502, "upstream response too large"),
     UpstreamTimedOut: Answer(504, "upstream timed out"),
 }
 _DETAILS: Mapping[type[Exception], Callable[[Exception], str]] = {UnsafeHeader: _unsafe_header}

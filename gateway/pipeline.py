@@ -9,6 +9,7 @@ it into the answer. The policy (routes, upstreams, issuers) is data held in a `R
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from .auth.verifier import Identity, InvalidToken, Revocations
 from .http.bodies import read_request_body
 from .http.client import outbound_session
 from .http.messages import SERVER_NAME, Reply, Request, check_request, error_response, internal_error, json_reply
+from .http.streaming import STREAM_OUTCOMES
 from .http.upstream_pool import Upstream
 from .ops.logs import AccessLog
 from .ops.metrics import GatewayMetrics
@@ -209,7 +211,12 @@ class Pipeline:
             scheme="http",
         )
         answer = await runtime.pools[upstream.name].send(request.method, located.forwarded, headers, body)
-        return Reply(answer.status, client_response_headers(answer.headers), answer.body)
+        try:
+            return Reply(answer.status, client_response_headers(answer.headers), answer.body, stream=answer.stream)
+        except BaseException:
+            if answer.stream is not None:  # never reaches the connection: free its upstream connection and slot
+                answer.stream.abort()
+            raise
 
     # 5. respond
     def _respond(
@@ -225,19 +232,28 @@ class Pipeline:
         self.cors.decorate(request.headers, reply.headers)
         reply.headers.append(("X-Request-Id", rid))
         reply.headers.append(("Server", SERVER_NAME))
+        if reply.stream is None:
+            self._record(request, reply.status, rid, route, user, started, outcome)
+        else:  # recorded when its last byte is written (or the relay is cut off), with how it ended
+            reply.stream.on_end = functools.partial(self._record, request, reply.status, rid, route, user, started)
+        return reply
+
+    def _record(
+        self, request: Request, status: int, rid: str, route: str, user: str | None, started: float, outcome: str | None
+    ) -> None:
         elapsed = time.perf_counter() - started
-        self.metrics.observe(route, request.method, reply.status, outcome, elapsed)
+        self.metrics.observe(route, request.method, status, outcome, elapsed)
         if self.access_log is not None:
             self.access_log.record(
                 method=request.method,
                 route=route,
-                status=reply.status,
+                status=status,
                 seconds=elapsed,
                 request_id=rid,
                 user=user,
                 peer=request.peer,
+                outcome=outcome if outcome in STREAM_OUTCOMES else None,
             )
-        return reply
 
     def _publish(self, request: Request, document: bytes) -> Reply:
         """GET /openapi.json: no token, never forwarded; logged, counted and CORS-decorated like the API."""

@@ -10,14 +10,20 @@ built in one place. It also owns the connection-level defences that aiohttp's ha
 - no protocol switching: an `Upgrade` or `CONNECT` request gets a plain answer and the connection ends, so
   bytes sent after its head are never read as a request;
 - an answer sent before the request body was read ends the connection after a short linger, so the unread
-  body can never be parsed as the next request.
+  body can never be parsed as the next request;
+- a streamed answer (a body still arriving from the upstream) is relayed before the next pipelined answer
+  starts, and one cut off mid-body ends the connection with a reset, never with a close that could make a
+  close-delimited answer look complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import socket
+import struct
 from dataclasses import dataclass
 
 from aiohttp import HttpVersion10, http_exceptions
@@ -25,8 +31,9 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http import HttpRequestParser, RawRequestMessage
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 
-from .messages import PHRASES, SERVER_NAME, Handler, Request, internal_error, json_reply
-from .wire import encode_reply
+from .messages import PHRASES, SERVER_NAME, Handler, Reply, Request, internal_error, json_reply
+from .streaming import CLIENT_GONE, StreamedBody, relay
+from .wire import NO_CONTENT, encode_reply, encode_stream_head
 
 log = logging.getLogger("gateway")
 
@@ -40,6 +47,8 @@ READ_LIMIT = 2**16
 # After an answer sent before the request body was read (413, 408, 401 …), read and discard for at most this
 # long so the client can see the answer before the close, then drop the connection.
 LINGER_S = 1.0
+# SO_LINGER on, zero seconds: close() sends a reset instead of a FIN.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,8 @@ class ClientConnection(BaseProtocol):
         self._head_overdue = False  # the head deadline passed while an answer was still being written
         self._last_body: StreamReader = EMPTY_PAYLOAD  # body of the last request parsed: bytes past it are a head
         self._ending = False  # no further request is read; the connection closes after the current answer
+        self._stream: StreamedBody | None = None  # the body being relayed, if any
+        self._left = False  # the client closed its side while a body was being relayed to it
         self.peer = ""
         self.draining = False
 
@@ -166,6 +177,11 @@ class ClientConnection(BaseProtocol):
     def eof_received(self) -> bool:
         self._ending = True
         self._fail_open_bodies(ConnectionResetError("client closed before the body was complete"))
+        if self._stream is not None:
+            # Mid-stream, a FIN is how a client leaves (an EventSource closed, a download cancelled); waiting for a
+            # write to fail could hold the upstream exchange open until the upstream's next event.
+            self._left = True
+            self._stream.abort()
         # Nothing left to answer: let the transport close. Otherwise half-closed: the answer is still written.
         return self._task is not None
 
@@ -178,6 +194,8 @@ class ClientConnection(BaseProtocol):
         self._ending = True
         self._fail_open_bodies(ConnectionResetError("client disconnected"))
         self._queue.clear()
+        if self._stream is not None:
+            self._stream.abort()
 
     def _fail_open_bodies(self, exc: BaseException) -> None:
         """A body that can no longer complete fails its reader now, instead of at GATEWAY_BODY_TIMEOUT_S."""
@@ -190,6 +208,15 @@ class ClientConnection(BaseProtocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None:
             self.transport.write(data)
+
+    @property
+    def gone(self) -> bool:
+        """The client left while a body was being relayed to it (closed or reset)."""
+        return self.transport is None or self._left
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its low-water mark again."""
+        await self._drain_helper()
 
     def _kick(self) -> None:
         if self._task is None:
@@ -250,11 +277,60 @@ class ClientConnection(BaseProtocol):
         last = self._ending and not self._queue
         keep_alive = not (reply.close or message.should_close or upgrade or unread_body or last or self.draining)
         http10 = message.version == HttpVersion10
-        self.write(encode_reply(reply, keep_alive=keep_alive, http10=http10, head_only=message.method == "HEAD"))
+        head_only = message.method == "HEAD"
+        if reply.stream is None:
+            self.write(encode_reply(reply, keep_alive=keep_alive, http10=http10, head_only=head_only))
+        else:
+            if reply.stream.length is None and http10:
+                keep_alive = False  # an HTTP/1.0 client reads a body of unknown length until the close
+            if not await self._relay(reply, reply.stream, keep_alive=keep_alive, http10=http10, head_only=head_only):
+                return False
         if keep_alive:
             return True
         self._end(linger=unread_body or upgrade)
         return False
+
+    async def _relay(
+        self, reply: Reply, stream: StreamedBody, *, keep_alive: bool, http10: bool, head_only: bool
+    ) -> bool:
+        """Write the head now and the body as it arrives; False when the answer was cut off (or never started)
+        and the connection is gone with it.
+
+        Framing is the gateway's: the upstream's Content-Length when it gave one, else chunked to an HTTP/1.1
+        client, or delimited by the close to an HTTP/1.0 one (the caller ends that connection after it).
+        """
+        if self.transport is None:  # left while the upstream was answering
+            stream.end(CLIENT_GONE)
+            return False
+        self.write(encode_stream_head(reply, length=stream.length, keep_alive=keep_alive, http10=http10))
+        if head_only or reply.status in NO_CONTENT:
+            stream.end(None)  # nothing to relay; the unread upstream body makes its connection unusable
+            return True
+        self._stream = stream
+        chunked = stream.length is None and not http10
+        outcome: str | None = CLIENT_GONE  # if the relay itself is cancelled (shutdown)
+        try:
+            outcome = await relay(stream, self, chunked=chunked, drain_timeout_s=self._limits.keepalive_timeout_s)
+        finally:
+            self._stream = None
+            stream.end(outcome)
+        if outcome is not None:
+            self._reset()
+            return False
+        return True
+
+    def _reset(self) -> None:
+        """Cut the connection with a TCP reset: after a status line, that is the only way to say the answer broke
+        (a FIN would end a close-delimited answer as if it were complete)."""
+        self._ending = True
+        transport = self.transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        transport.abort()
 
     def _refuse(self, exc: http_exceptions.HttpProcessingError) -> None:
         """Answer a request the parser could not read; only the exception's class is logged."""

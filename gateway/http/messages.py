@@ -1,8 +1,8 @@
 """What the client-side HTTP layer hands the pipeline, and what the pipeline hands back.
 
-A Request is the parsed head with its body stream, unparsed target and peer; a Reply is a complete answer
-(the gateway never streams), framed by `wire.encode_reply`. Both are plain values, so the pipeline never
-touches a socket.
+A Request is the parsed head with its body stream, unparsed target and peer; a Reply is an answer, complete
+(framed by `wire.encode_reply`) or with a body still arriving from the upstream (relayed by `streaming.relay`).
+Both are plain values, so the pipeline never touches a socket.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Protocol
 from aiohttp import HttpVersion, HttpVersion10, HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from multidict import CIMultiDictProxy
+
+from .streaming import StreamedBody
 
 log = logging.getLogger("gateway")
 
@@ -34,12 +36,14 @@ class Writer(Protocol):
 
 @dataclass(slots=True)
 class Reply:
-    """A complete answer: the gateway never streams, so framing is a Content-Length computed here."""
+    """An answer: `body` whole (framed with its Content-Length), or, when `stream` is set, a body relayed as it
+    arrives (and `body` is empty)."""
 
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     close: bool = False
+    stream: StreamedBody | None = None
 
 
 def json_reply(status: int, payload: object, headers: list[tuple[str, str]] | None = None) -> Reply:

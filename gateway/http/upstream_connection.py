@@ -106,9 +106,18 @@ class UpstreamConnection(BaseProtocol):
         if self._body is not None and not self._body.is_eof():
             self._body.set_exception(exc)
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        if self._reading_paused:  # the gateway held the upstream back (a slow client): its wait starts again now
+            self._last_read = self._loop.time()
+        super().resume_reading(resume_parser)
+
     def _check_timeout(self) -> None:
-        """GATEWAY_UPSTREAM_TIMEOUT_S bounds each wait for upstream bytes: idle that long and the exchange fails."""
+        """GATEWAY_UPSTREAM_TIMEOUT_S bounds each wait for upstream bytes: idle that long and the exchange fails.
+        Not while reading is paused: then the gateway is not waiting for the upstream but for its client."""
         self._timer = None
+        if self._reading_paused:
+            self._timer = self._loop.call_at(self._loop.time() + self._read_timeout_s, self._check_timeout)
+            return
         due = self._last_read + self._read_timeout_s
         if self._loop.time() < due:
             self._timer = self._loop.call_at(due, self._check_timeout)

@@ -9,6 +9,7 @@ llhttp, never by hand. Redirects are never followed: a 3xx is just another respo
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from dataclasses import dataclass
 
@@ -16,10 +17,9 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from .bodies import BodyTooLarge, read_stream
+from .streaming import StreamedBody
 from .upstream_connection import StaleConnection, UpstreamConnection
 
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Methods whose requests always carry Content-Length, even when the body is empty.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -33,19 +33,18 @@ class UpstreamTimedOut(Exception):
     """No free connection, no connect or no bytes within GATEWAY_UPSTREAM_TIMEOUT_S (→ 504)."""
 
 
-class UpstreamTooLarge(Exception):
-    """The answer is larger than the gateway holds in memory (→ 502)."""
-
-
 class UpstreamUnexpectedStatus(Exception):
     """An interim (1xx) or protocol-switch answer the gateway never asked for (→ 502)."""
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
+    """The upstream's answer: its body whole when it came with the head, else `stream` (and `body` is empty)."""
+
     status: int
     headers: CIMultiDictProxy[str]
     body: bytes
+    stream: StreamedBody | None = None
 
 
 class Upstream:
@@ -99,29 +98,38 @@ class Upstream:
 
     async def send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> UpstreamResponse:
         """One exchange; GATEWAY_UPSTREAM_TIMEOUT_S bounds the wait for a free connection, the connect, and
-        every wait for upstream bytes (armed on the connection itself, so no per-request timer task)."""
+        every wait for upstream bytes (armed on the connection itself, so no per-request timer task).
+
+        A body that came whole with the head is returned as bytes and the connection is free again at once; a
+        body still arriving is returned as a stream that holds the connection and its pool slot until it ends."""
         request = self.frame(method, target, headers, body)
         self.inflight += 1
+        acquired = streaming = False
         try:
             await self._acquire_slot()
+            acquired = True
             try:
-                return await self._exchange(request, reuse=True)
+                response = await self._exchange(request, reuse=True)
             except StaleConnection:
                 if method not in IDEMPOTENT:
                     raise UpstreamUnavailable from None
-                return await self._exchange(request, reuse=False)
-            finally:
-                self._slots.release()
+                response = await self._exchange(request, reuse=False)
+            streaming = response.stream is not None
+            return response
         except TimeoutError:
             raise UpstreamTimedOut from None
-        except BodyTooLarge:
-            raise UpstreamTooLarge from None
         except (aiohttp.ClientError, aiohttp.http_exceptions.HttpProcessingError, OSError, StaleConnection):
             raise UpstreamUnavailable from None
         finally:
-            self.inflight -= 1
-            if self._all_done is not None and not self.inflight:
-                self._all_done.set()
+            if not streaming:  # a stream releases its slot when it ends (`_stream_ended`)
+                if acquired:
+                    self._slots.release()
+                self._exchange_ended()
+
+    def _exchange_ended(self) -> None:
+        self.inflight -= 1
+        if self._all_done is not None and not self.inflight:
+            self._all_done.set()
 
     async def _acquire_slot(self) -> None:
         if self._slots.locked():
@@ -147,19 +155,36 @@ class Upstream:
             if message.code < 200:
                 # Never relay an interim or protocol-switch answer: the gateway asked for neither.
                 raise UpstreamUnexpectedStatus
-            declared = message.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-                raise BodyTooLarge
-            body = await read_stream(payload, MAX_RESPONSE_BYTES)
+            if payload.is_eof():  # the usual case: the whole body came with the head, so nothing to wait for
+                body = payload.read_nowait()
+            else:
+                declared = None if message.chunked else message.headers.get("Content-Length")
+                length = int(declared) if declared is not None else None  # llhttp accepted only digits
+                release = functools.partial(self._stream_ended, conn, message.upgrade)
+                return UpstreamResponse(message.code, message.headers, b"", StreamedBody(payload, length, release))
         except BaseException:
             conn.abort()
             raise
+        self._release(conn, message.upgrade)
+        return UpstreamResponse(message.code, message.headers, body)
+
+    def _release(self, conn: UpstreamConnection, upgrade: bool) -> None:
+        """A connection whose answer was read to its end: back to the pool, unless it must not carry another."""
         conn.done()
-        if conn.should_close or message.upgrade:
+        if conn.should_close or upgrade:
             conn.close()
         else:
             self._idle.append((conn, self._running_loop.time() + self._idle_s))
-        return UpstreamResponse(message.code, message.headers, body)
+
+    def _stream_ended(self, conn: UpstreamConnection, upgrade: bool, reusable: bool) -> None:
+        """A streamed body ended: read to its end, the connection is released as usual; cut off, it is dropped."""
+        if reusable:
+            self._release(conn, upgrade)
+        else:
+            conn.done()
+            conn.abort()
+        self._slots.release()
+        self._exchange_ended()
 
     def _idle_connection(self) -> UpstreamConnection | None:
         """The most recently used live connection; expired or closed ones are dropped on the way."""

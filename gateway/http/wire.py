@@ -14,7 +14,7 @@ def _status_line(status: int, phrase: str) -> bytes:
 
 
 _STATUS_LINES = {status.value: _status_line(status.value, status.phrase) for status in HTTPStatus}
-_NO_CONTENT = frozenset({204, 304})
+NO_CONTENT = frozenset({204, 304})
 
 
 class _DateHeader:
@@ -43,13 +43,29 @@ _CONNECTION = {
 
 
 def encode_reply(reply: Reply, *, keep_alive: bool, http10: bool, head_only: bool) -> bytes:
-    """Status line, headers, framing and body. Header values are the gateway's own or llhttp-parsed upstream
-    values (no CR or LF can survive either), so they are written as they are."""
+    """Status line, headers, framing and body of a complete answer, in one piece (so in one `write`). Header
+    values are the gateway's own or llhttp-parsed upstream values (no CR or LF can survive either), so they are
+    written as they are."""
     head = "".join([f"{n}: {v}\r\n" for n, v in reply.headers]).encode("utf-8", "surrogateescape")
     connection = _CONNECTION[keep_alive, http10]
-    if reply.status in _NO_CONTENT:  # no body, and no Content-Length either (RFC 9110 §8.6)
+    if reply.status in NO_CONTENT:  # no body, and no Content-Length either (RFC 9110 §8.6)
         length, body = b"", b""
     else:
         length, body = b"Content-Length: %d\r\n" % len(reply.body), b"" if head_only else reply.body
     status_line = _STATUS_LINES.get(reply.status) or _status_line(reply.status, "Unknown")
     return b"".join((status_line, head, length, _DATE.line(), connection, b"\r\n", body))
+
+
+def encode_stream_head(reply: Reply, *, length: int | None, keep_alive: bool, http10: bool) -> bytes:
+    """The head of an answer whose body follows as it arrives: the upstream's length when it gave one, else
+    chunked to an HTTP/1.1 client and close-delimited to an HTTP/1.0 one (which must then get keep_alive=False).
+    The gateway frames this itself: the upstream's Transfer-Encoding never reaches the client."""
+    if reply.status in NO_CONTENT:
+        framing = b""
+    elif length is not None:
+        framing = b"Content-Length: %d\r\n" % length
+    else:
+        framing = b"" if http10 else b"Transfer-Encoding: chunked\r\n"
+    head = "".join([f"{n}: {v}\r\n" for n, v in reply.headers]).encode("utf-8", "surrogateescape")
+    status_line = _STATUS_LINES.get(reply.status) or _status_line(reply.status, "Unknown")
+    return b"".join((status_line, head, framing, _DATE.line(), _CONNECTION[keep_alive, http10], b"\r\n"))

@@ -63,20 +63,33 @@ class AccessLog:
         self._loop = loop
 
     def record(
-        self, *, method: str, route: str, status: int, seconds: float, request_id: str, user: str | None, peer: str
+        self,
+        *,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        request_id: str,
+        user: str | None,
+        peer: str,
+        outcome: str | None = None,
     ) -> None:
         """One line, laid out here with every string escaped to ASCII by the json module's C escaper: a quarter
-        of the cost of `json.dumps` on a dict, and no byte a log pipeline could take for a line break."""
+        of the cost of `json.dumps` on a dict, and no byte a log pipeline could take for a line break.
+
+        `outcome` is given only for a streamed answer cut off after its status was sent (`client_gone`,
+        `upstream_aborted`): the status alone would read as a success."""
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        tail = "" if outcome is None else f', "outcome": {_quote(outcome)}'
         line = (
             f'{{"ts": "{self._stamp}.{int((now - second) * 1000):03d}Z", "level": "info", "logger": "gateway.access", '
             f'"msg": "request", "method": {_quote(method)}, "route": {_quote(route)}, "status": {status}, '
             f'"duration_ms": {seconds * 1000:.3f}, "request_id": {_quote(request_id)}, '
-            f'"user": {"null" if user is None else _quote(user)}, "peer": {_quote(peer)}}}'
+            f'"user": {"null" if user is None else _quote(user)}, "peer": {_quote(peer)}{tail}}}'
         )
         self._lines.append(line)
         self._size += len(line) + 1

@@ -83,6 +83,8 @@ def _revocation_metrics(feed: RevocationFeed | None) -> Iterator[Metric]:
     )
 
 
+# The outcome a status implies; a streamed body cut off after its status was sent is counted with
+# `streaming.CLIENT_GONE` or `streaming.UPSTREAM_ABORTED` instead.
 OUTCOMES = {
     200: "ok",
     400: "bad_request",
@@ -126,7 +128,7 @@ class _RequestCollector(Collector):
         yield requests
         latency = HistogramMetricFamily(
             "taskgate_gateway_request_duration_seconds",
-            "Time from request parsed to response ready, by route template",
+            "Time from request parsed to response ready (a streamed body: to its last byte), by route template",
             labels=["route"],
         )
         for route, (buckets, total) in self.latency.items():

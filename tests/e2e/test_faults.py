@@ -19,18 +19,11 @@ import aiohttp
 import httpx
 import jwt
 
-from tests.support.processes import clean_env, free_port, running, start_process
+from tests.support.processes import clean_env, free_port, rss_kib, running, start_process
 from tests.support.services import new_secret, running_gateway, running_task_service
 from tests.task_service.postgres import PostgresServer
 
 LOAD_CONNECTIONS = 16
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 async def test_service_killed_and_restarted_under_load(tmp_path: Path) -> None:

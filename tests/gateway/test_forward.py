@@ -6,18 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
 
 from gateway.errors import answer_for
+from gateway.http.streaming import UPSTREAM_ABORTED
 from gateway.http.upstream_pool import (
     Upstream,
+    UpstreamResponse,
     UpstreamTimedOut,
-    UpstreamTooLarge,
     UpstreamUnavailable,
     UpstreamUnexpectedStatus,
 )
 
-UPSTREAM_FAILURES = (UpstreamUnavailable, UpstreamTimedOut, UpstreamTooLarge, UpstreamUnexpectedStatus)
+UPSTREAM_FAILURES = (UpstreamUnavailable, UpstreamTimedOut, UpstreamUnexpectedStatus)
 
 
 def status_of(exc: BaseException) -> int:
@@ -82,6 +84,17 @@ async def make_upstream(url: str, timeout_s: float = 2.0) -> Upstream:
     return upstream
 
 
+async def whole(response: UpstreamResponse) -> bytes:
+    """The body; one still arriving is read to its end, which releases its connection."""
+    if response.stream is None:
+        return response.body
+    chunks = []
+    while chunk := await response.stream.read():
+        chunks.append(chunk)
+    response.stream.end(None)
+    return b"".join(chunks)
+
+
 async def test_requests_are_framed_by_the_gateway(raw_upstream: RawUpstream) -> None:
     upstream = await make_upstream(raw_upstream.url)
     await upstream.send("POST", "/api/a/tasks?x=%20", [("Content-Type", "application/json")], b'{"t":1}')
@@ -120,7 +133,7 @@ async def test_chunked_responses_are_read_whole(raw_upstream: RawUpstream) -> No
     upstream = await make_upstream(raw_upstream.url)
     response = await upstream.send("GET", "/api/a/tasks", [], b"")
     await upstream.close()
-    assert response.body == b"abcdefg"
+    assert response.stream is None and response.body == b"abcdefg"  # whole with its head: no stream
 
 
 @pytest.mark.parametrize(
@@ -130,12 +143,10 @@ async def test_chunked_responses_are_read_whole(raw_upstream: RawUpstream) -> No
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 11\r\n\r\n0123456789",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 999999999\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
     ],
 )
-async def test_malformed_or_oversize_answers_are_502(raw_upstream: RawUpstream, answer: bytes) -> None:
+async def test_malformed_answers_are_502(raw_upstream: RawUpstream, answer: bytes) -> None:
     raw_upstream.answer = lambda _h: answer
     raw_upstream.close_after_answer = True
     upstream = await make_upstream(raw_upstream.url)
@@ -213,9 +224,10 @@ async def test_the_timeout_bounds_each_wait_not_the_whole_body(raw_upstream: Raw
     server = await asyncio.start_server(trickle, "127.0.0.1", 0)
     upstream = await make_upstream(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_s=0.25)
     answer = await upstream.send("GET", "/api/a/tasks", [], b"")
+    body = await whole(answer)
     await upstream.close()
     server.close()
-    assert answer.body == b"x" * pieces
+    assert body == b"x" * pieces
 
 
 async def test_a_close_delimited_body_is_relayed_whole(raw_upstream: RawUpstream) -> None:
@@ -224,7 +236,77 @@ async def test_a_close_delimited_body_is_relayed_whole(raw_upstream: RawUpstream
     raw_upstream.close_after_answer = True
     upstream = await make_upstream(raw_upstream.url)
     answer = await upstream.send("GET", "/api/a/tasks", [], b"")
+    body = await whole(answer)
     again = await upstream.send("GET", "/api/a/tasks", [], b"")  # the closed connection is not reused
+    body_again = await whole(again)
     await upstream.close()
-    assert answer.status == 200 and answer.body == again.body == b"[1, 2, 3]"
+    assert answer.status == 200 and body == body_again == b"[1, 2, 3]"
     assert raw_upstream.connections == 2
+
+
+@dataclass
+class Paced:
+    """An upstream that sends a head and the first part of a body, then the rest when the test says so."""
+
+    go_on: asyncio.Event = field(default_factory=asyncio.Event)
+    connections: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+                await writer.drain()
+                await self.go_on.wait()
+                self.go_on.clear()
+                writer.write(b"-last")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_body_still_arriving_is_a_stream_holding_its_connection_until_it_ends() -> None:
+    paced = Paced()
+    server = await asyncio.start_server(paced.handle, "127.0.0.1", 0)
+    upstream = await make_upstream(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    answer = await upstream.send("GET", "/api/a/tasks", [], b"")
+    assert answer.stream is not None and answer.stream.length == 10 and answer.body == b""
+    assert await answer.stream.read() == b"first"
+    assert upstream.inflight == 1  # the slot and the connection are held while the body arrives
+    paced.go_on.set()
+    assert await answer.stream.read() == b"-last"
+    assert await answer.stream.read() == b""
+    answer.stream.end(None)
+    assert upstream.inflight == 0
+    paced.go_on.set()  # the next answer's second part may come at once
+    again = await upstream.send("GET", "/api/a/tasks", [], b"")
+    assert await whole(again) == b"first-last"
+    await upstream.close()
+    server.close()
+    assert paced.connections == 1  # read to its end, the connection went back to the pool
+
+
+@pytest.mark.parametrize(
+    ("then_wait", "error"), [(False, aiohttp.http_exceptions.ContentLengthError), (True, TimeoutError)]
+)
+async def test_a_body_cut_short_fails_the_stream_and_drops_the_connection(
+    raw_upstream: RawUpstream, then_wait: bool, error: type[Exception]
+) -> None:
+    """Fewer bytes than the Content-Length, then a close (or silence past the timeout): the read fails."""
+    raw_upstream.answer = lambda _h: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"
+    raw_upstream.close_after_answer = not then_wait
+    upstream = await make_upstream(raw_upstream.url, timeout_s=0.3)
+    answer = await upstream.send("GET", "/api/a/tasks", [], b"")
+    assert answer.stream is not None
+    with pytest.raises(error):
+        while await answer.stream.read():
+            pass
+    answer.stream.end(UPSTREAM_ABORTED)
+    assert upstream.inflight == 0
+    raw_upstream.answer = lambda _h: OK
+    assert await whole(await upstream.send("GET", "/api/a/tasks", [], b"")) == b"[]"
+    await upstream.close()
+    assert raw_upstream.connections == 2  # the cut-off connection was not reused

@@ -112,6 +112,19 @@ def test_access_lines_are_json_whatever_the_values() -> None:
     assert second["user"] == odd and second["duration_ms"] == 2500.0 and second["ts"].endswith("Z")
 
 
+def test_a_cut_off_stream_is_named_in_its_access_line() -> None:
+    """A streamed answer cut off after its status: the line says how, so its `200` is not read as a success."""
+    out = io.StringIO()
+    log = AccessLog(out)
+    common = {"method": "GET", "route": "r", "status": 200, "seconds": 1.0, "request_id": "x", "user": "alice"}
+    log.record(**common, peer="::1", outcome="upstream_aborted")
+    log.record(**common, peer="::1")
+    log.flush()
+    cut, whole = (json.loads(line) for line in out.getvalue().splitlines())
+    assert cut["outcome"] == "upstream_aborted" and cut["status"] == 200
+    assert "outcome" not in whole
+
+
 def test_latency_histogram_buckets_are_cumulative_with_prometheus_bounds() -> None:
     metrics = GatewayMetrics()
     for seconds in (0.0001, 0.0005, 0.003, 0.003, 20.0):

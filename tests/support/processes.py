@@ -43,6 +43,19 @@ def clean_env(overrides: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory from /proc (`VmHWM`: its peak since start or since `reset_peak_rss`)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for pid {pid}")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Set a process's VmHWM back to its current RSS (Linux ≥ 4.0, for processes the caller owns)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 class ProcessFailed(RuntimeError):
     """A child process exited early or never became healthy; the message quotes its log."""
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from task_service import sqlite_loop
 from task_service.settings import DatabaseSettings
+
+# An execution option of SQLite read connections (Database.read): no BEGIN IMMEDIATE for them.
+_NO_BEGIN = "taskgate_no_begin"
 
 
 def _ensure_sqlite_directory(url: URL) -> None:
@@ -27,7 +33,7 @@ def _use_wal(cursor: Any, timeout_ms: int) -> None:
     Setting the journal mode does not go through SQLite's busy handler: it fails at once with
     "database is locked" while another connection holds a lock, which happens when several processes
     open a brand-new file together. So: retry until the mode is WAL (whoever set it) or time runs out.
-    This sleeps in the connecting thread, but only in that first-open race.
+    This sleeps on the event loop (sqlite_loop.py), but only in that first-open race.
     """
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
@@ -47,7 +53,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     Every transaction starts with BEGIN IMMEDIATE: with pysqlite's deferred BEGIN, a transaction
     that reads and then writes can fail with SQLITE_BUSY at the upgrade (the busy handler is not
-    consulted there), which would turn concurrent updates into 500s.
+    consulted there), which would turn concurrent updates into 500s. A read connection
+    (Database.read) begins nothing: its one SELECT is a transaction of its own, and takes no write lock.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -62,7 +69,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not connection.get_execution_options().get(_NO_BEGIN):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -71,7 +79,13 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         _ensure_sqlite_directory(url)
         # SQLite has one writer at a time; more connections would only wait for each other in its
         # busy handler (which sleeps up to 100 ms a round). One connection queues them without sleeping.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=settings.db_pool_timeout_s)
+        # Its calls run on the event loop rather than in aiosqlite's thread: sqlite_loop.py says why.
+        engine = create_async_engine(
+            url.set(drivername=sqlite_loop.DRIVER),
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=settings.db_pool_timeout_s,
+        )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
     return create_async_engine(
@@ -89,9 +103,21 @@ class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.engine = create_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reading = self.engine.execution_options(
+            **({_NO_BEGIN: True} if settings.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
+        )
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one SELECT outside any transaction. A single statement is atomic and reads one
+        snapshot on both databases, so it needs no BEGIN: on SQLite it takes no write lock (no BEGIN
+        IMMEDIATE), on PostgreSQL it saves the BEGIN and COMMIT round trips. Only for single statements:
+        two reads through it may see two different snapshots."""
+        async with self._reading.connect() as connection:
+            yield connection
 
     async def is_reachable(self) -> bool:
         try:

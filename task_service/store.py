@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, Unpack, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -74,7 +74,7 @@ COLUMNS = (
 TASK_COLUMNS = (*COLUMNS, _TASKS.c.version)
 
 # A task read or written: a Core row with the attributes of TASK_COLUMNS (COLUMNS for list pages).
-TaskRow = Row[Unpack[tuple[Any, ...]]]
+TaskRow = Row[*tuple[Any, ...]]
 Executor = AsyncConnection | AsyncSession
 
 

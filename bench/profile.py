@@ -45,6 +45,63 @@ WAITING_FRAMES = (
 )
 
 
+# Where a FastAPI app's samples go: each sample is charged to the innermost frame that matches one of these
+# (checked from the leaf outwards), so the JSON encoder called by the renderer counts as rendering and the
+# logging module called by the middleware as logs; rules are tried in this order for each frame.
+SERVICE_CATEGORIES = (
+    ("gateway assertion / token check", ("task_service/assertion.py", "jwt/", "fastapi/security/")),
+    ("request body: JSON and validation", ("task_service/request_body.py", "Request.body (", "Request.json (")),
+    (
+        "database: SQLAlchemy, the driver, SQLite",
+        (
+            "sqlalchemy/",
+            "sqlmodel/",
+            "task_service/sqlite_loop.py",
+            "aiosqlite/",
+            "asyncpg/",
+            "task_service/store.py",
+            "task_service/idempotency.py",
+            "task_service/db.py",
+            "_connection_worker_thread (",
+        ),
+    ),
+    (
+        "rendering the answer",
+        ("task_service/render.py", "task_service/schemas.py", "fastapi/encoders.py", "serialize_response (", "json/"),
+    ),
+    ("logs and metrics", ("task_service/observability.py", "logging/", "prometheus_client/")),
+    ("HTTP server (uvicorn, httptools)", ("uvicorn/protocols/",)),
+    ("dependency resolution and parameters", ("fastapi/dependencies/",)),
+    ("routing, middleware, handler (FastAPI, Starlette)", ("fastapi/", "starlette/", "task_service/api.py")),
+    ("event loop and the rest", ("",)),
+)
+
+
+def categorise(collapsed: str, cpu_us: float) -> str:
+    """The busy samples of a FastAPI app by what they were doing, as shares and CPU µs per request."""
+    charged: collections.Counter[str] = collections.Counter()
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = stack.split(";")
+        if not stack or any(frame.startswith(WAITING_FRAMES) for frame in frames):
+            continue
+        charged[_category(frames)] += int(count_text)
+    samples = sum(charged.values()) or 1
+    lines = ["| where | share | µs per request |", "|---|---:|---:|"]
+    for name, _ in SERVICE_CATEGORIES:
+        if charged[name]:
+            lines.append(f"| {name} | {100 * charged[name] / samples:.1f} % | {cpu_us * charged[name] / samples:.0f} |")
+    return "\n".join(lines)
+
+
+def _category(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, markers in SERVICE_CATEGORIES[:-1]:
+            if any(marker in frame for marker in markers):
+                return name
+    return SERVICE_CATEGORIES[-1][0]
+
+
 def _py_spy() -> str:
     found = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if found is None:
@@ -160,7 +217,11 @@ def main() -> int:
             if spy.returncode != 0:
                 raise SystemExit(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
             cpu_us = (cpu_seconds(server.process) - before[server.name]) / max(result.requests, 1) * 1e6
-            sections.append(f"## {server.name}: {cpu_us:.0f} µs CPU/request\n\n" + summarise(out.read_text()))
+            collapsed = out.read_text()
+            section = f"## {server.name}: {cpu_us:.0f} µs CPU/request\n\n"
+            if not server.name.startswith("gateway"):
+                section += categorise(collapsed, cpu_us) + "\n\n"
+            sections.append(section + summarise(collapsed))
     finally:
         procs.stop_all()
         shutil.rmtree(run_dir, ignore_errors=True)

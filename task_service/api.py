@@ -91,18 +91,19 @@ async def list_tasks(user: User, database: Db, query: Annotated[ListQuery, Query
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskOut)
 async def create_task(
     user: User,
-    session: Session,
+    database: Db,
     body: Annotated[TaskCreate, Depends(json_body(TaskCreate))],
     key: Annotated[str | None, Depends(_idempotency_key)],
 ) -> Response:
     values = body.model_dump()
     headers = {}
     if key is None:
-        async with session.begin():
-            task = await store.create_task(session, user, values)
+        async with database.write() as connection:
+            task = await store.create_task(connection, user, values)
     else:
         try:
-            task, replayed = await idempotency.create_once(session, user, key, values)
+            async with database.session() as session:
+                task, replayed = await idempotency.create_once(session, user, key, values)
         except idempotency.KeyReused:
             raise _invalid(IDEMPOTENCY_LOC, "this key was already used with a different request body") from None
         if replayed:

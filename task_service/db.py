@@ -48,7 +48,7 @@ def _use_wal(cursor: Any, timeout_ms: int) -> None:
             time.sleep(0.01)
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, checkpoint_on_commit: bool) -> None:
     """WAL lets readers run beside the writer; busy_timeout makes writers wait instead of failing.
 
     Every transaction starts with BEGIN IMMEDIATE: with pysqlite's deferred BEGIN, a transaction
@@ -65,6 +65,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         _use_wal(cursor, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not checkpoint_on_commit:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # a sqlite_loop.Checkpointer does it, off the loop
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -73,7 +75,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+def create_engine(settings: DatabaseSettings, *, checkpoint_on_commit: bool = True) -> AsyncEngine:
+    """`checkpoint_on_commit=False` leaves SQLite's WAL checkpoints to a sqlite_loop.Checkpointer."""
     url = settings.database
     if settings.is_sqlite:
         _ensure_sqlite_directory(url)
@@ -86,7 +89,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=settings.db_pool_timeout_s,
         )
-        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms, checkpoint_on_commit)
         return engine
     return create_async_engine(
         url,
@@ -101,7 +104,11 @@ class Database:
     """The engine plus a session factory; one per process, owned by the app's lifespan."""
 
     def __init__(self, settings: DatabaseSettings) -> None:
-        self.engine = create_engine(settings)
+        path = settings.database.database if settings.is_sqlite else None
+        # A file database checkpoints in a thread of its own; an in-memory one has no WAL.
+        in_thread = bool(path) and path != ":memory:" and not str(path).startswith("file:")
+        self.engine = create_engine(settings, checkpoint_on_commit=not in_thread)
+        self._checkpointer = sqlite_loop.Checkpointer(str(path)) if in_thread else None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reading = self.engine.execution_options(
             **({_NO_BEGIN: True} if settings.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
@@ -119,6 +126,13 @@ class Database:
         async with self._reading.connect() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction (BEGIN IMMEDIATE on SQLite), committed when the block ends and rolled
+        back if it raises: for statements that need no ORM session and its identity map."""
+        async with self.engine.begin() as connection:
+            yield connection
+
     async def is_reachable(self) -> bool:
         try:
             async with self.engine.connect() as connection:
@@ -127,5 +141,12 @@ class Database:
             return False
         return True
 
+    @property
+    def checkpointing(self) -> bool:
+        """Whether a thread checkpoints this (SQLite file) database's WAL."""
+        return self._checkpointer is not None and self._checkpointer.running
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()

@@ -10,7 +10,8 @@ What that asks in return: the loop waits whenever SQLite waits. Within the proce
 the engine has one connection (db.py), and no transaction spans a real suspension, since every await inside
 one is a statement that completes at once. A write that must wait for another *process's* write lock waits
 in SQLite's busy handler, for at most TASKS_SQLITE_BUSY_TIMEOUT_MS, with the whole loop: run one service
-process per SQLite file, and PostgreSQL for several (docs/task_service.md).
+process per SQLite file, and PostgreSQL for several (docs/task_service.md). And the loop must never wait for the
+disk: see Checkpointer.
 
 The adapters below give SQLAlchemy's aiosqlite adapter the awaitable API it expects (its `await_` needs
 awaitables), backed by the standard library's sqlite3 and completing without suspending. The connection keeps
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -165,3 +167,47 @@ class SQLiteLoopDialect(SQLiteDialect_aiosqlite):
 
 
 registry.register("sqlite.taskgate_loop", __name__, "SQLiteLoopDialect")
+
+
+def checkpoint(path: str) -> tuple[int, int, int]:
+    """One PASSIVE checkpoint of the database at `path`, on a connection of its own: (busy, WAL frames,
+    frames checkpointed). PASSIVE never waits for, nor blocks, the service's reader or writer."""
+    connection = sqlite3.connect(path)
+    try:
+        busy, frames, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(done)
+    finally:
+        connection.close()
+
+
+class Checkpointer:
+    """WAL checkpoints in a thread of their own, off the event loop.
+
+    In WAL mode with synchronous=NORMAL a commit appends to the WAL and syncs nothing; the syncs are in the
+    checkpoints, which SQLite otherwise runs inside the commit that crosses `wal_autocheckpoint` (1000 pages,
+    every two hundred or so creates): 5 to 40 ms of fsync each on these machines, 80 % of a create's time
+    on average, and with SQLite on the loop the whole service would wait for the disk. So the service's
+    connection never checkpoints (db.py sets wal_autocheckpoint=0) and this thread does, every `interval_s`.
+    """
+
+    def __init__(self, path: str, interval_s: float = 1.0) -> None:
+        self._path = path
+        self._interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            try:
+                checkpoint(self._path)
+            except sqlite3.Error:
+                continue  # busy or briefly unavailable: the next round catches up
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()

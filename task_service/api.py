@@ -80,7 +80,7 @@ async def list_tasks(user: User, database: Db, query: Annotated[ListQuery, Query
             after = pagination.decode(query.cursor, query.sort)
         except pagination.InvalidCursor as exc:
             raise _invalid(("query", "cursor"), str(exc)) from None
-    async with database.read() as connection:
+    async with database.statement() as connection:
         page = await store.list_tasks(connection, user, query, after)
     headers = {"X-Total-Count": str(page.total)}
     if page.next is not None:
@@ -98,7 +98,7 @@ async def create_task(
     values = body.model_dump()
     headers = {}
     if key is None:
-        async with database.write() as connection:
+        async with database.statement() as connection:
             task = await store.create_task(connection, user, values)
     else:
         try:

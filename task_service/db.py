@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from task_service import sqlite_loop
 from task_service.settings import DatabaseSettings
 
-# An execution option of SQLite read connections (Database.read): no BEGIN IMMEDIATE for them.
+# An execution option of SQLite connections for a single statement (Database.statement): no BEGIN IMMEDIATE.
 _NO_BEGIN = "taskgate_no_begin"
 
 
@@ -53,8 +53,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, checkpoint_on_c
 
     Every transaction starts with BEGIN IMMEDIATE: with pysqlite's deferred BEGIN, a transaction
     that reads and then writes can fail with SQLITE_BUSY at the upgrade (the busy handler is not
-    consulted there), which would turn concurrent updates into 500s. A read connection
-    (Database.read) begins nothing: its one SELECT is a transaction of its own, and takes no write lock.
+    consulted there), which would turn concurrent updates into 500s. A connection for a single statement
+    (Database.statement) begins nothing: the statement is a transaction of its own.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -110,7 +110,7 @@ class Database:
         self.engine = create_engine(settings, checkpoint_on_commit=not in_thread)
         self._checkpointer = sqlite_loop.Checkpointer(str(path)) if in_thread else None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._reading = self.engine.execution_options(
+        self._single = self.engine.execution_options(
             **({_NO_BEGIN: True} if settings.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
         )
 
@@ -118,19 +118,12 @@ class Database:
         return self.sessions()
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for one SELECT outside any transaction. A single statement is atomic and reads one
-        snapshot on both databases, so it needs no BEGIN: on SQLite it takes no write lock (no BEGIN
-        IMMEDIATE), on PostgreSQL it saves the BEGIN and COMMIT round trips. Only for single statements:
-        two reads through it may see two different snapshots."""
-        async with self._reading.connect() as connection:
-            yield connection
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction (BEGIN IMMEDIATE on SQLite), committed when the block ends and rolled
-        back if it raises: for statements that need no ORM session and its identity map."""
-        async with self.engine.begin() as connection:
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one statement, in no explicit transaction. A single statement is atomic and sees
+        one snapshot on both databases, so it needs no BEGIN: a SELECT takes no write lock on SQLite (no BEGIN
+        IMMEDIATE), an INSERT takes it for itself, and PostgreSQL is spared the BEGIN and COMMIT round trips.
+        Only for single statements: two through the same connection are two transactions."""
+        async with self._single.connect() as connection:
             yield connection
 
     async def is_reachable(self) -> bool:

@@ -168,7 +168,7 @@ _INSERT = insert(_TASKS).returning(*TASK_COLUMNS)
 
 
 async def create_task(executor: Executor, user_id: str, values: dict[str, Any]) -> TaskRow:
-    """One INSERT … RETURNING, in the caller's transaction."""
+    """One INSERT … RETURNING, in the caller's transaction or as a transaction of its own."""
     now = utcnow()
     parameters = {"user_id": user_id, "created_at": now, "updated_at": now, "version": 1, **values}
     return (await executor.execute(_INSERT, parameters)).one()

@@ -55,10 +55,11 @@ async def test_sqlite_runs_on_the_loop_and_checkpoints_in_a_thread(tmp_path: Pat
     threads: set[int] = set()
     event.listen(database.engine.sync_engine, "before_cursor_execute", lambda *_: threads.add(threading.get_ident()))
     try:
-        async with database.write() as connection:
+        async with database.engine.begin() as connection:
             await connection.execute(text("CREATE TABLE t (x)"))
+        async with database.statement() as connection:
             await connection.execute(text("INSERT INTO t VALUES (1), (2)"))
-        async with database.read() as connection:
+        async with database.statement() as connection:
             assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar() == 2
             assert (await connection.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
         assert threads == {threading.get_ident()}

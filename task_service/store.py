@@ -51,13 +51,15 @@ class Precondition:
     versions: Collection[int] | None
 
 
-_SORT_KEYS: dict[str, ColumnElement[Any]] = {
-    "created": Task.created_at.expression,
-    "updated": Task.updated_at.expression,
-    "title": func.lower(Task.title),
-}
-
 _TASKS = cast(Table, Task.__table__)
+_SORT_KEYS: dict[str, ColumnElement[Any]] = {
+    "created": _TASKS.c.created_at,
+    "updated": _TASKS.c.updated_at,
+    "title": func.lower(_TASKS.c.title),
+}
+# Where a page's row carries its sort key, for the cursor: the time columns are in the answer already; the title
+# key, lower(title), is selected beside it.
+_CURSOR_KEYS = {"created": "created_at", "updated": "updated_at", "title": "sort_key"}
 # What a task answer shows (schemas.TaskOut), in its order. Tasks are read and written as SQLAlchemy Core rows,
 # never as ORM objects: a row is a tuple, an ORM object an identity-map entry with instrumented state, which
 # this service (one statement per operation, nothing kept between them) has no use for.
@@ -112,7 +114,8 @@ def _count_statement(status: str, search: bool) -> Select[int]:
 @functools.cache
 def _list_statement(status: str, sort: str, search: bool, keyset: bool) -> Select[Any]:
     """One statement per list, built once per shape: the page (one row more than asked, which says whether
-    there is a next one), its sort key (for the cursor) and the total of all matching tasks.
+    there is a next one), its sort key when the answer does not show it (for the cursor) and the total of all
+    matching tasks.
 
     The total is an uncorrelated scalar subquery, evaluated once, in the page's own snapshot. Not a window
     function: `count(*) OVER ()` would count only the rows after a keyset cursor, and costs SQLite a sort
@@ -120,10 +123,12 @@ def _list_statement(status: str, sort: str, search: bool, keyset: bool) -> Selec
     parameters: those of the count, plus after_key, after_id, limit and offset.
     """
     total = _count_statement(status, search).scalar_subquery()
-    key = _SORT_KEYS[sort.lstrip("-")]
+    field = sort.lstrip("-")
+    key = _SORT_KEYS[field]
     descending = sort.startswith("-")
     order = (key.desc(), _TASKS.c.id.desc()) if descending else (key.asc(), _TASKS.c.id.asc())
-    statement = select(*COLUMNS, key.label("sort_key"), total.label("total")).where(*_matching(status, search))
+    extra = [key.label("sort_key")] if _CURSOR_KEYS[field] == "sort_key" else []
+    statement = select(*COLUMNS, *extra, total.label("total")).where(*_matching(status, search))
     if keyset:
         # Rows strictly beyond the cursor in the page order; (key, id) is unique, so none is skipped.
         mine = tuple_(key, _TASKS.c.id)
@@ -152,7 +157,7 @@ async def list_tasks(connection: AsyncConnection, user_id: str, query: ListQuery
         total = 0
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    last = Position(query.sort, rows[-1].sort_key, rows[-1].id) if more else None
+    last = Position(query.sort, getattr(rows[-1], _CURSOR_KEYS[query.sort.lstrip("-")]), rows[-1].id) if more else None
     return Page(rows, total, last)
 
 

@@ -39,6 +39,14 @@ def bearer_creates(tokens_by_user: list[str]) -> list[Request]:
     ]
 
 
+def unauthenticated(method: str, users: int) -> list[Request]:
+    """The service floor's requests: the same paths and bodies, no credential (bench/service_floor.py)."""
+    if method == "POST":
+        headers = {"Content-Type": "application/json"}
+        return [Request(method, tasks_path(i), headers, CREATE_BODY) for i in range(users)]
+    return [Request(method, tasks_path(i), {"Accept": "application/json"}) for i in range(users)]
+
+
 def asserted(internal_secret: str, method: str, users: int) -> list[Request]:
     """What the gateway would send the service: fresh assertions, so build right before each run."""
     requests = []

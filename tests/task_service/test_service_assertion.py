@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +20,17 @@ Forge = Callable[[str, str], str]
 
 def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _hs256(header: dict[str, Any], claims: Any, secret: str = INTERNAL_SECRET) -> str:
+    """Signed with the right secret over any header and payload, which pyjwt's encoder would refuse to make."""
+    signing_input = f"{_b64(header)}.{_b64(claims)}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+def _header(**extra: Any) -> Forge:
+    return lambda m, t: _hs256({"alg": "HS256", "typ": "tg-assertion+jwt", **extra}, claims_for(m, t, "alice"))
 
 
 def _with(**overrides: Any) -> Forge:
@@ -76,6 +89,15 @@ REJECTED: dict[str, Forge | str] = {
     "numeric sub": _with(sub=7),
     "sub too long for a user id": lambda m, t: sign(claims_for(m, t.replace("alice", "a" * 129), "a" * 129)),
     "sub with a slash": lambda m, t: sign(claims_for(m, t, "alice/..")),
+    "jti not a string": _with(jti=7),
+    "payload not an object": lambda m, t: _hs256({"alg": "HS256", "typ": "tg-assertion+jwt"}, [claims_for(m, t, "a")]),
+    "kid not a string": _header(kid=7),
+    "a critical extension": _header(crit=["exp"], exp=1),
+    "detached payload": _header(b64=False),
+    "two segments": lambda m, t: sign(claims_for(m, t, "alice")).rsplit(".", 1)[0],
+    "four segments": lambda m, t: sign(claims_for(m, t, "alice")) + ".e30",
+    "junk after the signature": lambda m, t: sign(claims_for(m, t, "alice")) + "!!",
+    "not ASCII": lambda m, t: sign(claims_for(m, t, "alice")) + "\u00e9",
 }
 
 

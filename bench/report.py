@@ -95,7 +95,10 @@ def render_memory(name: str, memory: Memory | None, reason: str, target_mb: floa
 
 
 def render_micro(costs: dict[str, float]) -> str:
-    lines = ["| pyjwt `decode` per algorithm; the gateway's cached verdict | µs per check |", "|---|---:|"]
+    lines = [
+        "| pyjwt `decode` per algorithm; the gateway's cached verdict; the assertion's steps | µs per call |",
+        "|---|---:|",
+    ]
     lines += [f"| {name} | {cost:.2f} |" for name, cost in costs.items()]
     return "\n".join(lines)
 

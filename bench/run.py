@@ -223,15 +223,18 @@ def gateway_workers(bench: Bench, nginx: Server, pool: list[Request]) -> None:
 
 
 def micro_costs() -> dict[str, float]:
-    out = subprocess.run(
-        pinned(PROXY_CORES, [sys.executable, "-m", "bench.tokens_micro", "--json"]),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ).stdout
-    costs: dict[str, float] = json.loads(out)
+    """pyjwt and the cached verdict (bench/tokens_micro.py), then the assertion's steps (bench/assertion_micro.py)."""
+    costs: dict[str, float] = {}
+    for module in ("bench.tokens_micro", "bench.assertion_micro"):
+        out = subprocess.run(
+            pinned(PROXY_CORES, [sys.executable, "-m", module, "--json"]),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        ).stdout
+        costs.update(json.loads(out))
     return costs
 
 

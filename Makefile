@@ -36,7 +36,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy --strict gateway task_service taskgate taskgate_assertion
+	$(VENV)/bin/mypy --strict gateway task_service taskgate taskgate_assertion examples
 
 # The contract and security suites run a second time with the example policy file loaded instead of the built-in
 # default policy (tests/support/policy.py): the file must change nothing.

@@ -125,13 +125,14 @@ class Clients:
     def of(cls, stack: Stack) -> Clients:
         return cls(stack, [tokens.hs256_token(stack.jwt_secret, tokens.user_id(i)) for i in range(pools.E2E_USERS)])
 
-    def requests(self, backend: str, operation: str) -> Callable[[], list[Request]]:
-        """Built anew before each wrk run: assertions live 30 s."""
+    def requests(self, backend: str, operation: str, count: int = pools.ASSERTED_POOL) -> Callable[[], list[Request]]:
+        """Built anew before each wrk run: assertions live 30 s and are accepted once, so the service's pool
+        holds `count` of them (one per user when seeding and checking)."""
         method = METHODS[operation]
         if backend == "floor":
             return partial(pools.unauthenticated, method, pools.E2E_USERS)
         if backend == "service":
-            return partial(pools.asserted, self.stack.internal_secret, method, pools.E2E_USERS)
+            return partial(pools.asserted, self.stack.internal_secret, method, pools.E2E_USERS, count)
         return partial(pools.bearer_pool if operation == "list" else pools.bearer_creates, self.user_tokens)
 
 
@@ -143,8 +144,8 @@ def prepared(clients: Clients, backend: str, database_url: str) -> Server:
         server = stack.task_service(database_url)
     else:
         server = stack.service_reference(backend, database_url)
-    _seed(server, clients.requests(backend, "create"))
-    _expect_page(server, clients.requests(backend, "list")()[0])
+    _seed(server, clients.requests(backend, "create", pools.E2E_USERS))
+    _expect_page(server, clients.requests(backend, "list", pools.E2E_USERS)()[0])
     if backend == "plain":
         forged = tokens.hs256_token(tokens.new_secret(), tokens.user_id(0))
         expect(server, pools.bearer_pool([forged])[0], 401)

@@ -9,34 +9,24 @@ it in its micro table.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import os
 import sys
-import timeit
 from collections.abc import Callable
 from pathlib import Path
 
 if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/assertion_micro.py`
 
+from bench import micro
 from gateway.policy.assertion import AssertionSigner
 from taskgate_assertion.format import b64url, body_digest
 from taskgate_assertion.verify import AssertionVerifier
 
-ROUNDS = 5
 SECRET = b"s" * 48
 SMALL = b'{"title":"write the report","notes":"before friday"}'
 LARGE = os.urandom(64 * 1024)
 HELD = 50_000  # ids in the replay cache while verifying: ~3,000 requests a second for its 15 s
-
-
-def _best_us(call: Callable[[], object], seconds: float) -> float:
-    timer = timeit.Timer(call)
-    number, elapsed = timer.autorange()
-    number = max(1, int(number * seconds / ROUNDS / max(elapsed, 1e-9)))
-    return min(timer.repeat(ROUNDS, number)) / number * 1e6
 
 
 def assertion_costs(seconds_per_case: float = 0.5) -> dict[str, float]:
@@ -49,11 +39,13 @@ def assertion_costs(seconds_per_case: float = 0.5) -> dict[str, float]:
         )  # fmt: skip
 
     costs = {
-        "assertion: sign, bodiless GET": _best_us(sign(b"", "GET"), seconds_per_case),
-        f"assertion: sign, POST {len(SMALL)} B body": _best_us(sign(SMALL), seconds_per_case),
-        "assertion: sign, POST 64 KiB body": _best_us(sign(LARGE), seconds_per_case),
-        f"assertion: body digest alone, {len(SMALL)} B": _best_us(lambda: body_digest(SMALL), seconds_per_case),
-        "assertion: jti alone (os.urandom(16), base64url)": _best_us(lambda: b64url(os.urandom(16)), seconds_per_case),
+        "assertion: sign, bodiless GET": micro.best_us(sign(b"", "GET"), seconds_per_case),
+        f"assertion: sign, POST {len(SMALL)} B body": micro.best_us(sign(SMALL), seconds_per_case),
+        "assertion: sign, POST 64 KiB body": micro.best_us(sign(LARGE), seconds_per_case),
+        f"assertion: body digest alone, {len(SMALL)} B": micro.best_us(lambda: body_digest(SMALL), seconds_per_case),
+        "assertion: jti alone (os.urandom(16), base64url)": micro.best_us(
+            lambda: b64url(os.urandom(16)), seconds_per_case
+        ),
     }
     verifier = AssertionVerifier([SECRET], "task-service", replay_capacity=10 * HELD)
     for n in range(HELD):
@@ -63,7 +55,7 @@ def assertion_costs(seconds_per_case: float = 0.5) -> dict[str, float]:
     def verify() -> None:
         verifier.verify(next(tokens), "POST", b"/api/alice/tasks", SMALL, "alice")
 
-    verify_cost = _best_us(verify, seconds_per_case)
+    verify_cost = micro.best_us(verify, seconds_per_case)
     # Signing is inside the timed call: take it out again.
     costs[f"assertion: verify incl. digest + replay cache ({HELD:,} held), POST {len(SMALL)} B"] = (
         verify_cost - costs[f"assertion: sign, POST {len(SMALL)} B body"]
@@ -71,18 +63,5 @@ def assertion_costs(seconds_per_case: float = 0.5) -> dict[str, float]:
     return costs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    args = parser.parse_args()
-    costs = assertion_costs()
-    if args.json:
-        print(json.dumps(costs))
-        return
-    print("| step | µs |\n|---|---|")
-    for name, cost in costs.items():
-        print(f"| {name} | {cost:.2f} |")
-
-
 if __name__ == "__main__":
-    main()
+    micro.main(__doc__, assertion_costs, "step")

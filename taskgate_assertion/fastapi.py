@@ -5,9 +5,11 @@
     async def add(caller: Annotated[Caller, Depends(gateway.user)]) -> ...
 
 `gateway.user` requires a user (a route with `auth:` in the policy); `gateway.request` also accepts an
-`auth: none` route's assertion, which has no user. Either answers 401 `{"detail": …}` — before anything else
-of the request is read — when the assertion is missing, forged, for another upstream, expired, replayed or
-for another method, target or body. The body is read (`await request.body()`) to check its digest; Starlette
+`auth: none` route's assertion, which has no user. Either answers 401 `{"detail": …}` — before the route or
+any dependency of it runs — when the assertion is missing, forged, for another upstream, expired, replayed or
+for another method, target or body. (FastAPI decodes a declared JSON body parameter before dependencies:
+malformed JSON there is its 422; a route that must not tell that apart takes its body through a dependency
+that depends on this one, docs/upstreams.md.) The body is read (`await request.body()`) to check its digest; Starlette
 keeps it on the request, so the route's own body parameter or `request.body()` reads the same bytes again.
 """
 

@@ -36,7 +36,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy --strict gateway task_service taskgate
+	$(VENV)/bin/mypy --strict gateway task_service taskgate taskgate_assertion examples
 
 # The contract and security suites run a second time with the example policy file loaded instead of the built-in
 # default policy (tests/support/policy.py): the file must change nothing.
@@ -54,8 +54,10 @@ audit-strict: install
 
 test: system-deps install node-deps lint typecheck audit pytest
 
+# `make bench BENCH_ARGS="--only service"` runs only the task service suite (bench/run.py --help).
+BENCH_ARGS ?=
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .taskgate .mypy_cache .ruff_cache .pytest_cache test-artifacts

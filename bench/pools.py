@@ -39,15 +39,33 @@ def bearer_creates(tokens_by_user: list[str]) -> list[Request]:
     ]
 
 
-def asserted(internal_secret: str, method: str, users: int) -> list[Request]:
-    """What the gateway would send the service: fresh assertions, so build right before each run."""
+def unauthenticated(method: str, users: int) -> list[Request]:
+    """The service floor's requests: the same paths and bodies, no credential (bench/service_floor.py)."""
+    if method == "POST":
+        headers = {"Content-Type": "application/json"}
+        return [Request(method, tasks_path(i), headers, CREATE_BODY) for i in range(users)]
+    return [Request(method, tasks_path(i), {"Accept": "application/json"}) for i in range(users)]
+
+
+# Assertions are single-use: the direct service case replays a pool with one assertion per request, as large
+# as the most requests one wrk run makes (25 s at most at 1,600/s, three times what the service does; about
+# 1 s to sign and 25 MB of requests). Should a run ever outrun it, the repeats are 401s, counted as wrk status
+# errors in the report, never silent.
+ASSERTED_POOL = 40_000
+
+
+def asserted(internal_secret: str, method: str, users: int, count: int = ASSERTED_POOL) -> list[Request]:
+    """What the gateway would send the service: a fresh assertion per request (each is accepted once, and
+    for ASSERTION_TTL_S), so build right before each run."""
     requests = []
-    for i in range(users):
+    body = CREATE_BODY if method == "POST" else None
+    for n in range(count):
+        i = n % users
         path = tasks_path(i)
-        headers = tokens.assertion_headers(internal_secret, tokens.user_id(i), method, path)
-        if method == "POST":
+        headers = tokens.assertion_headers(internal_secret, tokens.user_id(i), method, path, (body or "").encode())
+        if body is not None:
             headers["Content-Type"] = "application/json"
-        requests.append(Request(method, path, headers, CREATE_BODY if method == "POST" else None))
+        requests.append(Request(method, path, headers, body))
     return requests
 
 

@@ -134,27 +134,41 @@ def established_count(port: int) -> int:
 
 def _session_pids(sid: int) -> list[int]:
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in _all_pids():
         with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
             # Fields after the parenthesised command: state ppid pgrp session ...
-            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
-                pids.append(int(entry.name))
+            if int(_stat_fields(pid)[3]) == sid:
+                pids.append(pid)
     return pids
 
 
-def listening_pids(item: Started, port: int) -> list[int]:
-    """Processes of `item` that own a listening socket on `port`: its serving workers."""
+def _listening_owners(pids: list[int], port: int) -> list[int]:
     inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
     owners = []
-    for pid in _session_pids(item.proc.pid):
+    for pid in pids:
         with contextlib.suppress(OSError):
             fd_dir = Path(f"/proc/{pid}/fd")
             if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
                 owners.append(pid)
     return owners
+
+
+def listening_pids(item: Started, port: int) -> list[int]:
+    """Processes of `item` that own a listening socket on `port`: its serving workers."""
+    return _listening_owners(_session_pids(item.proc.pid), port)
+
+
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def server_pid(port: int) -> int:
+    """The process listening on `port`, for a server this run did not start through `Processes` (the
+    tests' throw-away PostgreSQL)."""
+    owners = _listening_owners(_all_pids(), port)
+    if not owners:
+        raise RuntimeError(f"nothing listens on {port}")
+    return min(owners)
 
 
 def listening_socket_count(port: int) -> int:
@@ -165,14 +179,38 @@ def listening_socket_count(port: int) -> int:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(item: Started) -> float:
-    """User + system CPU of every live process in `item`'s session (workers included)."""
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the parenthesised command (state is [0], ppid [1])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_of(pids: list[int]) -> float:
     total = 0
-    for pid in _session_pids(item.proc.pid):
+    for pid in pids:
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(pid)
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / _TICKS
+
+
+def cpu_seconds(item: Started) -> float:
+    """User + system CPU of every live process in `item`'s session (workers included)."""
+    return _cpu_of(_session_pids(item.proc.pid))
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of `root`, its live children and the children it has reaped (a PostgreSQL server:
+    its backends come and go with the clients' connections, and their CPU must not vanish when they exit)."""
+    children = []
+    for pid in _all_pids():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(_stat_fields(pid)[1]) == root:
+                children.append(pid)
+    reaped = 0
+    with contextlib.suppress(OSError):
+        fields = _stat_fields(root)
+        reaped = int(fields[13]) + int(fields[14])  # cutime, cstime (fields 16 and 17 of stat)
+    return _cpu_of([root, *children]) + reaped / _TICKS
 
 
 def core_times(core: int) -> tuple[int, int]:

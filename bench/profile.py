@@ -1,9 +1,11 @@
-"""Where the gateway's time goes: py-spy samples the gateway worker while wrk drives the HS256 pool.
+"""Where the time goes: py-spy samples a server while wrk drives it.
 
 `python bench/profile.py` (py-spy must be installed in the venv: `.venv/bin/pip install py-spy`; it is a
-bench-only tool, not a project dependency). Writes the collapsed stacks and a summary of the top frames
-(self = the sampled leaf, total = anywhere on the stack) to bench/results/. `--e2e list|create` puts the
-gateway in front of the task service and samples both.
+bench-only tool, not a project dependency) samples the gateway on the HS256 pool. `--service list|create`
+samples the task service alone, driven directly with gateway assertions (`--app floor|plain` samples one of
+the service suite's references instead); `--e2e list|create` puts the gateway in front of the task service and
+samples both. Writes the collapsed stacks and a summary of the top frames (self = the sampled leaf, total =
+anywhere on the stack) to bench/results/.
 """
 
 from __future__ import annotations
@@ -21,16 +23,83 @@ from pathlib import Path
 if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import pools, tokens
+from bench import pools, service_suite, tokens
 from bench.procs import Processes, cpu_seconds, listening_pids
-from bench.stack import REPO, Server, Stack, expect, expect_forwarded
+from bench.stack import REPO, Server, Stack, expect_forwarded
 from bench.tools import ensure_tools
 from bench.wrk import Load, Request, measure
 
 RESULTS = REPO / "bench" / "results"
 TOP = 25
-# Leaves of threads parked in a pool (anyio's, aiosqlite's) that py-spy still reports as active.
-WAITING_LEAVES = ("Condition.wait (", "Event.wait (", "Queue.get (", "Lock.acquire (")
+# Frames of threads that wait rather than work, which py-spy still reports: a thread parked in a pool
+# (anyio's, aiosqlite's), the event loop in epoll with nothing to do, a thread waiting for the GIL.
+WAITING_FRAMES = (
+    "Condition.wait (",
+    "Event.wait (",
+    "Queue.get (",
+    "Lock.acquire (",
+    "_queue_SimpleQueue_get (",
+    "epoll_wait (",
+    "epoll_pwait (",
+    "take_gil (",
+)
+
+
+# Where a FastAPI app's samples go: each sample is charged to the innermost frame that matches one of these
+# (checked from the leaf outwards), so the JSON encoder called by the renderer counts as rendering and the
+# logging module called by the middleware as logs; rules are tried in this order for each frame.
+SERVICE_CATEGORIES = (
+    ("gateway assertion / token check", ("task_service/assertion.py", "jwt/", "fastapi/security/")),
+    ("request body: JSON and validation", ("task_service/request_body.py", "Request.body (", "Request.json (")),
+    (
+        "database: SQLAlchemy, the driver, SQLite",
+        (
+            "sqlalchemy/",
+            "sqlmodel/",
+            "task_service/sqlite_loop.py",
+            "aiosqlite/",
+            "asyncpg/",
+            "task_service/store.py",
+            "task_service/idempotency.py",
+            "task_service/db.py",
+            "_connection_worker_thread (",
+        ),
+    ),
+    (
+        "rendering the answer",
+        ("task_service/render.py", "task_service/schemas.py", "fastapi/encoders.py", "serialize_response (", "json/"),
+    ),
+    ("logs and metrics", ("task_service/observability.py", "logging/", "prometheus_client/")),
+    ("HTTP server (uvicorn, httptools)", ("uvicorn/protocols/",)),
+    ("dependency resolution and parameters", ("fastapi/dependencies/",)),
+    ("routing, middleware, handler (FastAPI, Starlette)", ("fastapi/", "starlette/", "task_service/api.py")),
+    ("event loop and the rest", ("",)),
+)
+
+
+def categorise(collapsed: str, cpu_us: float) -> str:
+    """The busy samples of a FastAPI app by what they were doing, as shares and CPU µs per request."""
+    charged: collections.Counter[str] = collections.Counter()
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = stack.split(";")
+        if not stack or any(frame.startswith(WAITING_FRAMES) for frame in frames):
+            continue
+        charged[_category(frames)] += int(count_text)
+    samples = sum(charged.values()) or 1
+    lines = ["| where | share | µs per request |", "|---|---:|---:|"]
+    for name, _ in SERVICE_CATEGORIES:
+        if charged[name]:
+            lines.append(f"| {name} | {100 * charged[name] / samples:.1f} % | {cpu_us * charged[name] / samples:.0f} |")
+    return "\n".join(lines)
+
+
+def _category(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, markers in SERVICE_CATEGORIES[:-1]:
+            if any(marker in frame for marker in markers):
+                return name
+    return SERVICE_CATEGORIES[-1][0]
 
 
 def _py_spy() -> str:
@@ -52,7 +121,7 @@ def summarise(collapsed: str, top: int = TOP) -> str:
             continue
         count = int(count_text)
         frames = stack.split(";")
-        if frames[-1].startswith(WAITING_LEAVES):
+        if any(frame.startswith(WAITING_FRAMES) for frame in frames):
             waiting += count
             continue
         samples += count
@@ -60,7 +129,7 @@ def summarise(collapsed: str, top: int = TOP) -> str:
         for frame in set(frames):
             total[frame] += count
     lines = [
-        f"{samples} busy samples ({waiting} of idle threads waiting on a lock or queue left out)",
+        f"{samples} busy samples ({waiting} of threads waiting on a lock, a queue, epoll or the GIL left out)",
         "",
         "| self % | total % | frame |",
         "|---:|---:|---|",
@@ -94,13 +163,17 @@ def _forward_path(stack: Stack, single: bool) -> Target:
 
 
 def _end_to_end(stack: Stack, operation: str) -> Target:
-    service = stack.task_service()
-    for req in pools.asserted(stack.internal_secret, "POST", pools.E2E_USERS):
-        expect(service, req, 201)
-    gateway = stack.gateway(service)
-    hs_tokens = [tokens.hs256_token(stack.jwt_secret, tokens.user_id(i)) for i in range(pools.E2E_USERS)]
-    pool = pools.bearer_pool(hs_tokens) if operation == "list" else pools.bearer_creates(hs_tokens)
+    clients = service_suite.Clients.of(stack)
+    service = service_suite.prepared(clients, "service", stack.sqlite_url("service"))
+    gateway = service_suite.gateway_in_front(clients, service)
+    pool = clients.requests("gateway", operation)()
     return Target(gateway, lambda: pool, [gateway, service])
+
+
+def _service(stack: Stack, operation: str, app: str) -> Target:
+    clients = service_suite.Clients.of(stack)
+    server = service_suite.prepared(clients, app, stack.sqlite_url(app))
+    return Target(server, clients.requests(app, operation), [server])
 
 
 def _record(py_spy: str, server: Server, seconds: int, native: bool) -> tuple[subprocess.Popen[bytes], Path]:
@@ -117,6 +190,8 @@ def main() -> int:
     parser.add_argument("--single", action="store_true", help="one token (cache hits) instead of the pool")
     parser.add_argument("--native", action="store_true", help="include C frames (slower sampling)")
     parser.add_argument("--e2e", choices=["list", "create"], help="gateway in front of the task service (both sampled)")
+    parser.add_argument("--service", choices=["list", "create"], help="the task service alone, driven directly")
+    parser.add_argument("--app", choices=["service", "floor", "plain"], default="service", help="with --service")
     args = parser.parse_args()
     py_spy = _py_spy()
     ensure_tools()
@@ -127,7 +202,12 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     sections = []
     try:
-        target = _end_to_end(stack, args.e2e) if args.e2e else _forward_path(stack, args.single)
+        if args.service:
+            target = _service(stack, args.service, args.app)
+        elif args.e2e:
+            target = _end_to_end(stack, args.e2e)
+        else:
+            target = _forward_path(stack, args.single)
         measure(target.drive.url, target.requests, Load(warmup_s=0, duration_s=2), run_dir)  # warm caches
         spies = [(server, *_record(py_spy, server, args.seconds, args.native)) for server in target.sampled]
         before = {server.name: cpu_seconds(server.process) for server in target.sampled}
@@ -137,7 +217,11 @@ def main() -> int:
             if spy.returncode != 0:
                 raise SystemExit(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
             cpu_us = (cpu_seconds(server.process) - before[server.name]) / max(result.requests, 1) * 1e6
-            sections.append(f"## {server.name}: {cpu_us:.0f} µs CPU/request\n\n" + summarise(out.read_text()))
+            collapsed = out.read_text()
+            section = f"## {server.name}: {cpu_us:.0f} µs CPU/request\n\n"
+            if not server.name.startswith("gateway"):
+                section += categorise(collapsed, cpu_us) + "\n\n"
+            sections.append(section + summarise(collapsed))
     finally:
         procs.stop_all()
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -19,6 +19,8 @@ class Row:
     na_reason: str = ""
     compare: str = ""
     ratios: bool = False  # show × HAProxy and × baseline (forward-path rows)
+    key: str = ""
+    section: str = "forward"  # which table the row belongs to: the forward path, or the task service's
 
 
 def _ms(us: int) -> str:
@@ -35,7 +37,7 @@ def ratio(a: WrkResult | None, b: WrkResult | None) -> str:
     return f"{a.rps / b.rps:.2f}"
 
 
-def _efficiency(a: WrkResult, b: WrkResult | None) -> str:
+def efficiency(a: WrkResult, b: WrkResult | None) -> str:
     """Both ratios: requests/s, then CPU per request (the reference's cost over this one's)."""
     if b is None:
         return "n/a"
@@ -44,7 +46,7 @@ def _efficiency(a: WrkResult, b: WrkResult | None) -> str:
     return ratio(a, b) + cpu
 
 
-def _cpu(r: WrkResult) -> str:
+def cpu_columns(r: WrkResult) -> str:
     cost, share = r.cpu_us_per_request, r.core_share
     load = "n/a" if r.load_core_busy is None else f"{100 * r.load_core_busy:.0f}"
     return "n/a | n/a | " + load if cost is None or share is None else f"{cost:.0f} | {100 * share:.0f} | {load}"
@@ -62,16 +64,16 @@ def render_rows(rows: list[Row], haproxy: WrkResult | None, baseline: WrkResult 
         "| × baseline | comparison |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for row in rows:
+    for row in (row for row in rows if row.section == "forward"):
         r = row.result
         if r is None:
             lines.append(f"| {row.case} | {row.connections} | n/a | n/a | n/a | n/a | | | | | | {row.na_reason} |")
             continue
-        vs_h = _efficiency(r, haproxy) if row.ratios else ""
-        vs_b = _efficiency(r, baseline) if row.ratios else ""
+        vs_h = efficiency(r, haproxy) if row.ratios else ""
+        vs_b = efficiency(r, baseline) if row.ratios else ""
         lines.append(
             f"| {row.case} | {row.connections} | {r.rps:,.0f} | {_ms(r.p50_us)} | {_ms(r.p99_us)} | {r.errors} "
-            f"| {_cpu(r)} | {vs_h} | {vs_b} | {row.compare} |"
+            f"| {cpu_columns(r)} | {vs_h} | {vs_b} | {row.compare} |"
         )
     return "\n".join(lines)
 
@@ -93,27 +95,30 @@ def render_memory(name: str, memory: Memory | None, reason: str, target_mb: floa
 
 
 def render_micro(costs: dict[str, float]) -> str:
-    lines = ["| pyjwt `decode` per algorithm; the gateway's cached verdict | µs per check |", "|---|---:|"]
+    lines = [
+        "| pyjwt `decode` per algorithm; the gateway's cached verdict; the assertion's steps | µs per call |",
+        "|---|---:|",
+    ]
     lines += [f"| {name} | {cost:.2f} |" for name, cost in costs.items()]
     return "\n".join(lines)
 
 
-def _cpu_ratio(a: WrkResult | None, b: WrkResult | None) -> float | None:
+def cpu_ratio(a: WrkResult | None, b: WrkResult | None) -> float | None:
     """b's CPU per request over a's: how many of a's requests fit in the CPU one of b's takes."""
     if a is None or b is None or not a.cpu_us_per_request or not b.cpu_us_per_request:
         return None
     return b.cpu_us_per_request / a.cpu_us_per_request
 
 
-def _rps_ratio(a: WrkResult | None, b: WrkResult | None) -> float | None:
+def rps_ratio(a: WrkResult | None, b: WrkResult | None) -> float | None:
     return None if a is None or b is None or b.rps == 0 else a.rps / b.rps
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
+def fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _verdict(*values: float | None, ok: Callable[[float], bool]) -> str:
+def verdict(*values: float | None, ok: Callable[[float], bool]) -> str:
     known = [v for v in values if v is not None]
     if not known:
         return "n/a"
@@ -130,8 +135,8 @@ def render_targets(r: dict[str, WrkResult], memory: Memory | None, memory_target
     def ratio_row(
         name: str, a: WrkResult | None, b: WrkResult | None, ok: Callable[[float], bool], cpu: bool = True
     ) -> None:
-        by_rps, by_cpu = _rps_ratio(a, b), _cpu_ratio(a, b) if cpu else None
-        lines.append(f"| {name} | {_fmt(by_rps)} | {_fmt(by_cpu)} | {_verdict(by_rps, by_cpu, ok=ok)} |")
+        by_rps, by_cpu = rps_ratio(a, b), cpu_ratio(a, b) if cpu else None
+        lines.append(f"| {name} | {fmt(by_rps)} | {fmt(by_cpu)} | {verdict(by_rps, by_cpu, ok=ok)} |")
 
     ratio_row("gateway ≥ 0.33 × HAProxy (HS256 pool)", gw, hap, lambda v: v >= 0.33)
     ratio_row("gateway ≥ 3 × baseline", gw, base, lambda v: v >= 3)
@@ -147,33 +152,25 @@ def render_targets(r: dict[str, WrkResult], memory: Memory | None, memory_target
     )
     w1, w2 = r.get("w1"), r.get("w2")
     if w1 is not None and w2 is not None and w2.load_core_busy is not None:
-        cost = _cpu_ratio(w1, w2)
+        cost = cpu_ratio(w1, w2)
         bound = "the load side is the limit" if w2.load_core_busy >= 0.95 else "the load side had room"
         lines.append(
             f"| … CPU per request with 2 workers over 1 (1.00 = no interference); core 1 busy "
-            f"{100 * w2.load_core_busy:.0f} % | | {_fmt(cost)} | {bound} |"
+            f"{100 * w2.load_core_busy:.0f} % | | {fmt(cost)} | {bound} |"
         )
     paced, ref = r.get("gateway-paced"), r.get("nginx-paced")
     if paced is not None and ref is not None:
         added_p99 = (paced.p99_us - ref.p99_us) / 1000
-        verdict = "met" if added_p99 <= 2 and paced.errors == 0 else "not met"
+        outcome = "met" if added_p99 <= 2 and paced.errors == 0 else "not met"
         lines.append(
             f"| p99 added over nginx ≤ 2 ms at 100 conns, 0 errors (paced) | {added_p99:+.2f} ms, "
-            f"{paced.errors} errors | | {verdict} |"
+            f"{paced.errors} errors | | {outcome} |"
         )
     if memory is not None:
         megabytes = memory.rss_idle_mib * MIB / 1e6  # the target is read strictly, in decimal MB
-        verdict = "met" if megabytes <= memory_target_mb else "not met"
+        outcome = "met" if megabytes <= memory_target_mb else "not met"
         lines.append(
             f"| ≤ {memory_target_mb:.0f} MB RSS per worker, 1,000 idle connections | {megabytes:.1f} MB "
-            f"({memory.rss_idle_mib:.1f} MiB) | | {verdict} |"
+            f"({memory.rss_idle_mib:.1f} MiB) | | {outcome} |"
         )
-    for op in ("list", "create"):
-        via, direct = r.get(f"e2e-{op}-gw"), r.get(f"e2e-{op}-direct")
-        if via is not None and direct is not None:
-            lines.append(
-                f"| end to end {op}: through the gateway vs directly | {_fmt(_rps_ratio(via, direct))} × req/s, "
-                f"p99 {via.p99_us / 1000:.1f} vs {direct.p99_us / 1000:.1f} ms | gateway "
-                f"{via.cpu_us_per_request or 0:.0f} µs + service ≈ {direct.cpu_us_per_request or 0:.0f} µs | — |"
-            )
     return "\n".join(lines)

@@ -17,8 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -27,58 +26,21 @@ if not __package__:
     # rather than its modules as top-level names from bench/.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import pools, tokens
-from bench.idle import Memory, measure_idle
-from bench.procs import Processes, StartError, cpu_seconds, pinned
-from bench.report import Row, added, ratio, render_memory, render_micro, render_rows, render_targets
-from bench.stack import PROXY_CORES, REPO, Server, Stack, Unavailable, expect, expect_checks, expect_forwarded
+from bench import pools, service_suite, tokens
+from bench.idle import measure_idle
+from bench.procs import Processes, StartError, pinned
+from bench.report import added, ratio, render_memory, render_micro, render_rows, render_targets
+from bench.runner import Bench
+from bench.stack import PROXY_CORES, REPO, Server, Stack, Unavailable, expect_checks, expect_forwarded
 from bench.tools import ensure_tools
-from bench.wrk import Load, Request, WrkResult, measure
+from bench.wrk import Load, Request
 
 RESULTS = REPO / "bench" / "results" / "latest.md"
 MEMORY_TARGET_MB = 80
-SEED_TASKS_PER_USER = 10
+SERVICE_DURATION_S = 5
 BUSY_LOAD = 1.0
 LOG_TAIL_BYTES = 64 * 1024
 PACED_DELAY_MS = 40  # 100 connections x one request per ~40 ms: about 2.5k requests/s offered
-
-
-@dataclass
-class Bench:
-    stack: Stack
-    load: Load
-    rows: list[Row] = field(default_factory=list)
-    results: dict[str, WrkResult] = field(default_factory=dict)
-    memory: Memory | None = None
-    memory_reason: str = ""
-
-    def case(
-        self,
-        key: str,
-        title: str,
-        server: Server,
-        requests: Callable[[], Sequence[Request]],
-        *,
-        connections: int = 64,
-        delay_ms: int | None = None,
-        ratios: bool = False,
-    ) -> Row:
-        load = Load(connections, self.load.warmup_s, self.load.duration_s, delay_ms, self.load.repeat)
-        print(f"  {title} …", end="", flush=True)
-        result = measure(server.url, requests, load, self.stack.run_dir, lambda: cpu_seconds(server.process))
-        print(
-            f" {result.rps:,.0f} req/s, p99 {result.p99_us / 1000:.2f} ms, {result.errors} errors, "
-            f"{result.cpu_us_per_request or 0:.0f} µs CPU/request",
-            flush=True,
-        )
-        self.results[key] = result
-        row = Row(title, connections, result, ratios=ratios)
-        self.rows.append(row)
-        return row
-
-    def na(self, titles: Sequence[tuple[str, int]], reason: str) -> None:
-        print(f"  n/a: {reason}", flush=True)
-        self.rows += [Row(title, conns, na_reason=reason) for title, conns in titles]
 
 
 def forward_path(bench: Bench, nginx: Server, hs_pool: list[Request], eddsa_pool: list[Request]) -> None:
@@ -260,56 +222,19 @@ def gateway_workers(bench: Bench, nginx: Server, pool: list[Request]) -> None:
     bench.stack.stop(two)
 
 
-def end_to_end(bench: Bench) -> None:
-    stack, r = bench.stack, bench.results
-    titles = [
-        ("task service direct: list (SQLite)", 64),
-        ("via gateway: list", 64),
-        ("task service direct: create (SQLite)", 64),
-        ("via gateway: create", 64),
-    ]
-    print("end to end", flush=True)
-    try:
-        service = stack.task_service()
-        _seed(stack, service)
-        gateway = stack.gateway(service)
-        hs_tokens = [tokens.hs256_token(stack.jwt_secret, tokens.user_id(i)) for i in range(pools.E2E_USERS)]
-        expect(gateway, pools.bearer_pool(hs_tokens)[0], 200)
-    except Unavailable as exc:
-        bench.na(titles, str(exc))
-        return
-    secret = stack.internal_secret
-    bench.case("e2e-list-direct", titles[0][0], service, lambda: pools.asserted(secret, "GET", pools.E2E_USERS))
-    row = bench.case("e2e-list-gw", titles[1][0], gateway, lambda: pools.bearer_pool(hs_tokens))
-    row.compare = f"× {ratio(r['e2e-list-gw'], r['e2e-list-direct'])} of direct; " + added(
-        r["e2e-list-gw"], r["e2e-list-direct"]
-    )
-    bench.case("e2e-create-direct", titles[2][0], service, lambda: pools.asserted(secret, "POST", pools.E2E_USERS))
-    row = bench.case("e2e-create-gw", titles[3][0], gateway, lambda: pools.bearer_creates(hs_tokens))
-    row.compare = f"× {ratio(r['e2e-create-gw'], r['e2e-create-direct'])} of direct; " + added(
-        r["e2e-create-gw"], r["e2e-create-direct"]
-    )
-    stack.stop(gateway)
-    stack.stop(service)
-
-
-def _seed(stack: Stack, service: Server) -> None:
-    """A few tasks per user, so the list case returns rows rather than an empty array."""
-    for _ in range(SEED_TASKS_PER_USER):
-        for req in pools.asserted(stack.internal_secret, "POST", pools.E2E_USERS):
-            expect(service, req, 201)
-
-
 def micro_costs() -> dict[str, float]:
-    out = subprocess.run(
-        pinned(PROXY_CORES, [sys.executable, "-m", "bench.tokens_micro", "--json"]),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ).stdout
-    costs: dict[str, float] = json.loads(out)
+    """pyjwt and the cached verdict (bench/tokens_micro.py), then the assertion's steps (bench/assertion_micro.py)."""
+    costs: dict[str, float] = {}
+    for module in ("bench.tokens_micro", "bench.assertion_micro"):
+        out = subprocess.run(
+            pinned(PROXY_CORES, [sys.executable, "-m", module, "--json"]),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        ).stdout
+        costs.update(json.loads(out))
     return costs
 
 
@@ -325,15 +250,37 @@ def _cpu_model() -> str:
     return platform.machine()
 
 
-def render(bench: Bench, costs: dict[str, float], started: float, load_before: str) -> str:
+@dataclass(frozen=True)
+class Selection:
+    """Which parts of the bench run: the forward path (references, gateway, memory, pyjwt) and/or the task
+    service suite, on which databases."""
+
+    forward: bool
+    service: bool
+    databases: tuple[str, ...]
+    service_load: Load
+
+
+def render(bench: Bench, selection: Selection, costs: dict[str, float], started: float, load_before: str) -> str:
     r = bench.results
+    load, service_load = bench.load, selection.service_load
+    timing = []
+    if selection.forward:
+        timing.append(
+            f"forward path {load.warmup_s} s warm-up + {load.duration_s} s measured per case"
+            f"{f' (best of {load.repeat})' if load.repeat > 1 else ''}, proxy on core 0, wrk and nginx on core 1"
+        )
+    if selection.service:
+        timing.append(
+            f"task service {service_load.warmup_s} s + {service_load.duration_s} s"
+            f"{f' (best of {service_load.repeat})' if service_load.repeat > 1 else ''}, the app under test on "
+            "core 0, wrk, the gateway in front of it and PostgreSQL on core 1"
+        )
     header = [
         "# taskgate bench results",
         "",
         f"- run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
-        f"{time.time() - started:.0f} s in all; {bench.load.warmup_s} s warm-up + {bench.load.duration_s} s "
-        f"measured per case{f' (best of {bench.load.repeat})' if bench.load.repeat > 1 else ''}; "
-        "wrk -t1, one core each side (proxy on core 0; wrk, nginx, task service on core 1)",
+        f"{time.time() - started:.0f} s in all; wrk -t1; " + "; ".join(timing),
         f"- machine: {os.cpu_count()} × {_cpu_model()}; load average before/after: {load_before} / "
         f"{Path('/proc/loadavg').read_text().split()[0]}",
         f"- {_version(['haproxy', '-v'])}; {_version(['nginx', '-v'])}; {_version(['wrk', '-v'])}; "
@@ -347,24 +294,28 @@ def render(bench: Bench, costs: dict[str, float], started: float, load_before: s
             else []
         ),
         *([f"- run with niceness {os.nice(0)}"] if os.nice(0) else []),
-        "- paced = after each answer a connection waits a random 0 to "
-        f"{2 * PACED_DELAY_MS} ms (mean {PACED_DELAY_MS} ms) before its next request: latency below saturation, "
-        "without the connections marching in lockstep",
+        *(
+            [
+                "- paced = after each answer a connection waits a random 0 to "
+                f"{2 * PACED_DELAY_MS} ms (mean {PACED_DELAY_MS} ms) before its next request: latency below "
+                "saturation, without the connections marching in lockstep"
+            ]
+            if selection.forward
+            else []
+        ),
         "",
     ]
-    return "\n".join(
-        [
-            *header,
+    sections = []
+    if selection.forward:
+        sections += [
             render_rows(bench.rows, r.get("haproxy"), r.get("baseline")),
-            "",
             render_targets(r, bench.memory, MEMORY_TARGET_MB),
-            "",
             render_memory("taskgate gateway", bench.memory, bench.memory_reason, MEMORY_TARGET_MB),
-            "",
             render_micro(costs),
-            "",
         ]
-    )
+    if selection.service:
+        sections += [service_suite.render(bench.rows, r), service_suite.render_targets(r, selection.databases)]
+    return "\n".join([*header, *(part + "\n" for part in sections)])
 
 
 def _raise_fd_limit() -> None:
@@ -393,19 +344,42 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _selection(args: argparse.Namespace) -> tuple[Load, Selection]:
+    # Gateway assertions live 30 s and are signed before each wrk run.
+    load = Load(warmup_s=args.warmup, duration_s=min(args.duration, 25), repeat=min(max(args.repeat, 1), 3))
+    service_load = Load(warmup_s=args.warmup, duration_s=min(args.service_duration, 25), repeat=load.repeat)
+    if args.quick:
+        load = service_load = Load(warmup_s=1, duration_s=3)
+    parts = set(args.only.split(",")) if args.only else {"forward", "service"}
+    databases = tuple(d for d in service_suite.DATABASES if d in args.db.split(","))
+    if not parts <= {"forward", "service"} or not databases:
+        raise SystemExit("--only takes forward and/or service; --db sqlite and/or postgresql")
+    return load, Selection("forward" in parts, "service" in parts, databases, service_load)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=10, help="measured seconds per case (max 25)")
+    parser.add_argument("--duration", type=int, default=10, help="measured seconds per forward-path case (max 25)")
+    parser.add_argument(
+        "--service-duration", type=int, default=SERVICE_DURATION_S, help="measured seconds per task-service case"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per case")
     parser.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s measured: a smoke run")
     parser.add_argument(
         "--repeat",
         type=int,
         default=2,
-        help="measured runs per case, best kept (each run adds about 5 minutes); two by default, because single "
-        "10-second runs on these shared machines drift by 10-15 %% from one case to the next",
+        help="measured runs per case, best kept; two by default, because single runs on these shared machines "
+        "drift by 10-15 %% from one case to the next",
     )
-    parser.add_argument("--no-e2e", action="store_true", help="skip the task-service cases")
+    parser.add_argument(
+        "--only",
+        help="run only these parts, comma-separated: forward (references, gateway, memory, pyjwt) and/or service "
+        "(task service vs its floor and the SQLModel reference, directly and through the gateway)",
+    )
+    parser.add_argument(
+        "--db", default="sqlite,postgresql", help="the task service suite's databases: sqlite and/or postgresql"
+    )
     parser.add_argument(
         "--nice",
         type=int,
@@ -413,10 +387,7 @@ def main() -> int:
         help="niceness for the run and every server it starts (e.g. -10 as root on a busy machine)",
     )
     args = parser.parse_args()
-    # Gateway assertions live 30 s and are signed before each wrk run.
-    load = Load(warmup_s=args.warmup, duration_s=min(args.duration, 25), repeat=min(max(args.repeat, 1), 3))
-    if args.quick:
-        load = Load(warmup_s=1, duration_s=3)
+    load, selection = _selection(args)
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("bench needs 2 cores: one for the proxy, one for wrk and the upstream")
     ensure_tools()
@@ -433,18 +404,22 @@ def main() -> int:
     procs = Processes(run_dir)
     stack = Stack(run_dir, procs)
     bench = Bench(stack, load)
+    costs: dict[str, float] = {}
     ok = False
     try:
-        print(f"minting {pools.POOL_SIZE} HS256 and {pools.POOL_SIZE} EdDSA tokens …", flush=True)
-        users = [tokens.user_id(i) for i in range(pools.POOL_SIZE)]
-        hs_pool = pools.bearer_pool([tokens.hs256_token(stack.jwt_secret, u) for u in users])
-        eddsa_pool = pools.bearer_pool([tokens.eddsa_token(stack.eddsa, u) for u in users])
-        nginx = stack.nginx()
-        forward_path(bench, nginx, hs_pool, eddsa_pool)
-        if not args.no_e2e:
-            end_to_end(bench)
-        print("pyjwt micro-benchmark …", flush=True)
-        costs = micro_costs()
+        if selection.forward:
+            print(f"minting {pools.POOL_SIZE} HS256 and {pools.POOL_SIZE} EdDSA tokens …", flush=True)
+            users = [tokens.user_id(i) for i in range(pools.POOL_SIZE)]
+            hs_pool = pools.bearer_pool([tokens.hs256_token(stack.jwt_secret, u) for u in users])
+            eddsa_pool = pools.bearer_pool([tokens.eddsa_token(stack.eddsa, u) for u in users])
+            nginx = stack.nginx()
+            forward_path(bench, nginx, hs_pool, eddsa_pool)
+            stack.stop(nginx)
+        if selection.service:
+            service_suite.run(bench, selection.databases, selection.service_load)
+        if selection.forward:
+            print("pyjwt micro-benchmark …", flush=True)
+            costs = micro_costs()
         ok = True
     finally:
         procs.stop_all()
@@ -453,7 +428,7 @@ def main() -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
         else:
             print(f"logs kept in {run_dir}", file=sys.stderr)
-    text = render(bench, costs, started, load_before)
+    text = render(bench, selection, costs, started, load_before)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
     print("\n" + text)

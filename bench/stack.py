@@ -162,13 +162,17 @@ class Stack:
                 raise Unavailable(f"GATEWAY_WORKERS={workers} gave one listening socket (not supported yet)")
             time.sleep(0.1)
 
-    def task_service(self) -> Server:
+    def sqlite_url(self, name: str) -> str:
+        return f"sqlite+aiosqlite:///{self.run_dir / name}.db"
+
+    def task_service(self, database_url: str | None = None, cores: str = PROXY_CORES) -> Server:
+        """`python -m task_service` on a freshly migrated database (by default a new SQLite file)."""
         if not (REPO / "task_service" / "__main__.py").exists():
             raise Unavailable("no `python -m task_service` yet")
         env = {
             "TASKS_HOST": "127.0.0.1",
             "TASKS_PORT": "{port}",
-            "TASKS_DATABASE_URL": f"sqlite+aiosqlite:///{self.run_dir / 'tasks.db'}",
+            "TASKS_DATABASE_URL": database_url or self.sqlite_url("tasks"),
             "TASKS_INTERNAL_SECRET": self.internal_secret,
         }
         migrate = subprocess.run(
@@ -181,9 +185,17 @@ class Stack:
         if migrate.returncode != 0:
             raise Unavailable(f"task service migrate failed: {migrate.stderr.strip()[-120:]}")
         try:
-            return self._python("task-service", "task_service", [], env, SUPPORT_CORES)
+            return self._python("task-service", "task_service", [], env, cores)
         except StartError as exc:
             raise Unavailable(f"task service did not start: {str(exc).splitlines()[-1][:120]}") from exc
+
+    def service_reference(self, name: str, database_url: str, cores: str = PROXY_CORES) -> Server:
+        """`floor` (bench/service_floor.py) or `plain` (bench/service_plain.py), on an empty database."""
+        env = {"BENCH_DATABASE_URL": database_url, "BENCH_JWT_SECRET": self.jwt_secret}
+        try:
+            return self._python(f"service-{name}", f"bench.service_{name}", ["--port", "{port}"], env, cores)
+        except StartError as exc:
+            raise Unavailable(f"{name} did not start: {str(exc).splitlines()[-1][:120]}") from exc
 
     def stop(self, server: Server) -> None:
         self.procs.stop(server.process)

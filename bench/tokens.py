@@ -16,8 +16,12 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
+from taskgate_assertion.format import MAX_LIFETIME_S, body_digest
+
 TOKEN_TTL_S = 3600
-ASSERTION_TTL_S = 30  # docs/contract.md: exp = iat + 30
+# The longest lifetime a verifier accepts (docs/contract.md; the gateway's own is 10 s): a pool is signed right
+# before a wrk run of at most 25 s and must stay valid to its end.
+ASSERTION_TTL_S = MAX_LIFETIME_S
 EDDSA_KID = "bench-ed25519"
 
 
@@ -67,8 +71,9 @@ def eddsa_token(key: EdDSAKey, sub: str) -> str:
     return jwt.encode(_claims(sub, int(time.time())), key.private, algorithm="EdDSA", headers={"kid": EDDSA_KID})
 
 
-def assertion_headers(internal_secret: str, sub: str, method: str, target: str) -> dict[str, str]:
-    """The headers the gateway would add, so the service can be called directly for comparison."""
+def assertion_headers(internal_secret: str, sub: str, method: str, target: str, body: bytes = b"") -> dict[str, str]:
+    """The headers the gateway would add, so the service can be called directly for comparison. Each call is a
+    new assertion (its own `jti`): the service accepts each once."""
     now = int(time.time())
     rid = uuid.uuid4().hex
     claims = {
@@ -77,8 +82,10 @@ def assertion_headers(internal_secret: str, sub: str, method: str, target: str) 
         "sub": sub,
         "mth": method,
         "tgt": target,
+        "bdy": body_digest(body),
         "iat": now,
         "exp": now + ASSERTION_TTL_S,
+        "jti": rid,
         "rid": rid,
     }
     signed = jwt.encode(claims, internal_secret, algorithm="HS256", headers={"typ": "tg-assertion+jwt"})

@@ -8,12 +8,8 @@ verified. Run pinned: `taskset -c 0 python -m bench.tokens_micro`.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
-import timeit
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # `python bench/tokens_micro.py`
 
-from bench import tokens
+from bench import micro, tokens
 from gateway.auth.revocations import FeedPage, RevocationList
 from gateway.auth.verifier import TokenVerifier, TrustedIssuer
 
-ROUNDS = 5
 # Revoked sessions and users held while the cached verdict is checked: a busy hour's sign-outs.
 REVOCATIONS_HELD = 10_000
 
@@ -46,14 +41,6 @@ def _keys() -> dict[str, tuple[Any, Any]]:
     }
 
 
-def _best_us(call: Callable[[], object], seconds: float) -> float:
-    """Best of ROUNDS timings, µs per call, each round sized to about seconds/ROUNDS."""
-    timer = timeit.Timer(call)
-    number, elapsed = timer.autorange()
-    number = max(1, int(number * seconds / ROUNDS / max(elapsed, 1e-9)))
-    return min(timer.repeat(ROUNDS, number)) / number * 1e6
-
-
 def verify_costs(seconds_per_alg: float = 0.5) -> dict[str, float]:
     """µs per pyjwt verification, per algorithm."""
     costs = {}
@@ -64,7 +51,7 @@ def verify_costs(seconds_per_alg: float = 0.5) -> dict[str, float]:
         def verify(token: str = token, verifying: Any = verifying, alg: str = alg) -> None:
             jwt.decode(token, verifying, algorithms=[alg])
 
-        costs[alg] = _best_us(verify, seconds_per_alg)
+        costs[alg] = micro.best_us(verify, seconds_per_alg)
     return costs
 
 
@@ -103,22 +90,9 @@ def cached_check_costs(seconds_per_case: float = 0.5) -> dict[str, float]:
         def check(verifier: TokenVerifier = verifier) -> None:
             verifier.remembered(token)
 
-        costs[name] = _best_us(check, seconds_per_case)
+        costs[name] = micro.best_us(check, seconds_per_case)
     return costs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    args = parser.parse_args()
-    costs = {**verify_costs(), **cached_check_costs()}
-    if args.json:
-        print(json.dumps(costs))
-        return
-    print("| check | µs |\n|---|---|")
-    for name, cost in costs.items():
-        print(f"| {name} | {cost:.2f} |")
-
-
 if __name__ == "__main__":
-    main()
+    micro.main(__doc__, lambda: {**verify_costs(), **cached_check_costs()}, "check")

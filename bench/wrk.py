@@ -40,6 +40,7 @@ class WrkResult:
     errors: int
     cpu_s: float | None = None  # CPU the server under test used during the measured run
     load_core_busy: float | None = None  # share of core 1 (wrk, nginx, anything else) busy meanwhile
+    behind_cpu_s: float | None = None  # CPU of what serves the server under test (database, task service)
 
     @property
     def rps(self) -> float:
@@ -51,6 +52,12 @@ class WrkResult:
         if self.cpu_s is None or self.requests == 0:
             return None
         return self.cpu_s / self.requests * 1e6
+
+    @property
+    def behind_cpu_us_per_request(self) -> float | None:
+        if self.behind_cpu_s is None or self.requests == 0:
+            return None
+        return self.behind_cpu_s / self.requests * 1e6
 
     @property
     def core_share(self) -> float | None:
@@ -92,10 +99,12 @@ def measure(
     load: Load,
     work_dir: Path,
     cpu_seconds: Callable[[], float] | None = None,
+    behind_cpu_seconds: Callable[[], float] | None = None,
 ) -> WrkResult:
     """Warm up, then measure (`load.repeat` times, keeping the best). Requests are rebuilt for each wrk
     run so short-lived credentials (gateway assertions live 30 s) are fresh for its whole duration.
-    `cpu_seconds`, when given, reads the server's cumulative CPU time around each measured run."""
+    `cpu_seconds`, when given, reads the server's cumulative CPU time around each measured run;
+    `behind_cpu_seconds` the same for what serves it."""
     requests_file = work_dir / "requests.tsv"
 
     def run(seconds: int) -> WrkResult:
@@ -107,6 +116,7 @@ def measure(
     results = []
     for _ in range(max(1, load.repeat)):
         before = cpu_seconds() if cpu_seconds else 0.0
+        behind_before = behind_cpu_seconds() if behind_cpu_seconds else 0.0
         busy_before, total_before = core_times(LOAD_CORE)
         result = run(load.duration_s)
         busy_after, total_after = core_times(LOAD_CORE)
@@ -115,5 +125,7 @@ def measure(
         )
         if cpu_seconds is not None:
             result = dataclasses.replace(result, cpu_s=cpu_seconds() - before)
+        if behind_cpu_seconds is not None:
+            result = dataclasses.replace(result, behind_cpu_s=behind_cpu_seconds() - behind_before)
         results.append(result)
     return max(results, key=lambda r: r.rps)

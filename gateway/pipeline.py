@@ -204,7 +204,12 @@ class Pipeline:
             user_id=user,
             claims=claim_headers(route, identity.claims) if identity is not None and route.headers else (),
             assertion=self.signer.sign(
-                audience=upstream.name, method=request.method, target=located.forwarded, user_id=user, request_id=rid
+                audience=upstream.name,
+                method=request.method,
+                target=located.forwarded,
+                body=body,
+                user_id=user,
+                request_id=rid,
             ),
             request_id=rid,
             peer=request.peer,

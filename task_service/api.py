@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from task_service import idempotency, openapi, pagination, store
+from task_service import idempotency, openapi, pagination, render, store
 from task_service.assertion import acting_user
+from task_service.db import Database
 from task_service.etags import etag, is_current, parse_if_match
-from task_service.models import Task
 from task_service.request_body import json_body
 from task_service.schemas import ListQuery, TaskCreate, TaskOut, TaskPatch, TaskReplace
 
@@ -33,7 +33,17 @@ async def db_session(request: Request, _user: User) -> AsyncIterator[AsyncSessio
 Session = Annotated[AsyncSession, Depends(db_session)]
 
 
-def _if_match(request: Request) -> store.Precondition | None:
+async def _database(request: Request, _user: User) -> Database:
+    """The database itself, for routes that need no session (plain `async def`, as every dependency here:
+    FastAPI runs a plain `def` dependency in a worker thread, a thread round trip per request)."""
+    database: Database = request.app.state.db
+    return database
+
+
+Db = Annotated[Database, Depends(_database)]
+
+
+async def _if_match(request: Request) -> store.Precondition | None:
     return parse_if_match(request.headers.getlist("if-match"))
 
 
@@ -41,7 +51,7 @@ Precondition = Annotated[store.Precondition | None, Depends(_if_match)]
 IF_MATCH = openapi.request_headers("If-Match")
 
 
-def _task_response(task: Task, response: Response) -> TaskOut:
+def _task_response(task: store.TaskRow, response: Response) -> TaskOut:
     response.headers["ETag"] = etag(task.version)
     return TaskOut.model_validate(task)
 
@@ -54,7 +64,7 @@ def _invalid(loc: tuple[str, ...], message: str) -> RequestValidationError:
 IDEMPOTENCY_LOC = ("header", "Idempotency-Key")
 
 
-def _idempotency_key(request: Request, _user: User) -> str | None:
+async def _idempotency_key(request: Request, _user: User) -> str | None:
     values = request.headers.getlist("idempotency-key")
     if not values:
         return None
@@ -64,9 +74,7 @@ def _idempotency_key(request: Request, _user: User) -> str | None:
 
 
 @router.get("", response_model=list[TaskOut], responses=openapi.LIST)
-async def list_tasks(
-    user: User, session: Session, query: Annotated[ListQuery, Query()], response: Response
-) -> list[TaskOut]:
+async def list_tasks(user: User, database: Db, query: Annotated[ListQuery, Query()]) -> Response:
     after = None
     if query.cursor is not None:
         if query.offset:
@@ -75,12 +83,12 @@ async def list_tasks(
             after = pagination.decode(query.cursor, query.sort)
         except pagination.InvalidCursor as exc:
             raise _invalid(("query", "cursor"), str(exc)) from None
-    async with session.begin():
-        page = await store.list_tasks(session, user, query, after)
-    response.headers["X-Total-Count"] = str(page.total)
+    async with database.statement() as connection:
+        page = await store.list_tasks(connection, user, query, after)
+    headers = {"X-Total-Count": str(page.total)}
     if page.next is not None:
-        response.headers["X-Next-Cursor"] = pagination.encode(page.next)
-    return [TaskOut.model_validate(task) for task in page.tasks]
+        headers["X-Next-Cursor"] = pagination.encode(page.next)
+    return render.tasks(page.tasks, headers)
 
 
 @router.post(
@@ -92,24 +100,26 @@ async def list_tasks(
 )
 async def create_task(
     user: User,
-    session: Session,
+    database: Db,
     body: Annotated[TaskCreate, Depends(json_body(TaskCreate))],
     key: Annotated[str | None, Depends(_idempotency_key)],
-    response: Response,
-) -> TaskOut:
+) -> Response:
     values = body.model_dump()
+    headers = {}
     if key is None:
-        async with session.begin():
-            task = await store.create_task(session, user, values)
+        async with database.statement() as connection:
+            task = await store.create_task(connection, user, values)
     else:
         try:
-            task, replayed = await idempotency.create_once(session, user, key, values)
+            async with database.session() as session:
+                task, replayed = await idempotency.create_once(session, user, key, values)
         except idempotency.KeyReused:
             raise _invalid(IDEMPOTENCY_LOC, "this key was already used with a different request body") from None
         if replayed:
-            response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/api/{user}/tasks/{task.id}"
-    return _task_response(task, response)
+            headers["Idempotent-Replayed"] = "true"
+    headers["Location"] = f"/api/{user}/tasks/{task.id}"
+    headers["ETag"] = etag(task.version)
+    return render.task(task, status.HTTP_201_CREATED, headers)
 
 
 @router.get(

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from task_service import idempotency, store
 from task_service.api import router
-from task_service.assertion import AssertionVerifier
+from task_service.assertion import trust_gateway
 from task_service.db import Database
 from task_service.health import router as health_router
 from task_service.migrate import migrate
@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.verifier = AssertionVerifier(settings.internal_secret_keys)
+    app.state.gateway = trust_gateway(settings.internal_secret_keys)
     metrics = ServiceMetrics()
     app.add_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)

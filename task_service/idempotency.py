@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from task_service import store
-from task_service.models import IdempotencyKey, Task, utcnow
+from task_service.models import IdempotencyKey, utcnow
 
 KEY_LIFETIME = timedelta(hours=24)
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, as header values should be
@@ -41,14 +41,14 @@ async def purge_expired(session: AsyncSession, user_id: str | None = None) -> No
     await session.execute(statement)
 
 
-async def _replay(session: AsyncSession, record: IdempotencyKey, request_hash: str) -> Task:
+async def _replay(session: AsyncSession, record: IdempotencyKey, request_hash: str) -> store.TaskRow:
     if record.request_hash != request_hash:
         raise KeyReused
     # The original task may have been deleted since; then there is nothing to return (404).
     return await store.get_task(session, record.user_id, record.task_id)
 
 
-async def _attempt(session: AsyncSession, user_id: str, key: str, values: dict[str, Any]) -> tuple[Task, bool]:
+async def _attempt(session: AsyncSession, user_id: str, key: str, values: dict[str, Any]) -> tuple[store.TaskRow, bool]:
     request_hash = fingerprint(values)
     async with session.begin():
         await purge_expired(session, user_id)
@@ -65,7 +65,9 @@ async def _attempt(session: AsyncSession, user_id: str, key: str, values: dict[s
         return task, False
 
 
-async def create_once(session: AsyncSession, user_id: str, key: str, values: dict[str, Any]) -> tuple[Task, bool]:
+async def create_once(
+    session: AsyncSession, user_id: str, key: str, values: dict[str, Any]
+) -> tuple[store.TaskRow, bool]:
     """The task for this key, and whether it already existed (True: this was a retry)."""
     try:
         return await _attempt(session, user_id, key, values)

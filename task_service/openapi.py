@@ -17,9 +17,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 
-from task_service.assertion import ASSERTION_HEADER, USER_ID
 from task_service.idempotency import KEY_PATTERN
 from task_service.schemas import TaskCreate, TaskPatch, TaskReplace
+from taskgate_assertion.format import ASSERTION_HEADER, USER_ID
 
 Document = dict[str, Any]
 Responses = dict[int | str, dict[str, Any]]

@@ -1,40 +1,50 @@
 """The gateway assertion: proof for an upstream that a request passed this gateway's checks.
 
 It names the upstream it was made for (`aud`: the upstream's name in the policy; the task service's is
-`task-service`), so an assertion captured at one upstream is refused by another, and binds the user to the
-exact method and request target, so it cannot be replayed for another user, route or query; its short
-lifetime bounds replay of the identical request. An `auth: none` route's assertion has no `sub`: the upstream
-still knows the request came through the gateway, and an upstream that requires a user (the task service
-does) refuses it. Format: docs/contract.md.
+`task-service`), so an assertion captured at one upstream is refused by another; it binds the user to the
+exact method, request target and body bytes forwarded (`bdy`, their SHA-256), so it cannot be replayed for
+another user, route, query or body; and it carries a unique id (`jti`) that the upstream accepts once within
+its short lifetime. An `auth: none` route's assertion has no `sub`: the upstream still knows the request came
+through the gateway, and an upstream that requires a user (the task service does) refuses it. The format is
+`taskgate_assertion.format`'s, shared with every verifier; docs/contract.md describes it.
 
 It is produced on every forwarded request, so the fixed JOSE header is encoded once, the claims object is
 laid out once with every string value escaped by the json module's own C escaper, and the keyed HMAC state
 is prepared once and copied per assertion — about 5× cheaper than `jwt.encode` (measured in bench/). The
 output is an ordinary HS256 JWS that `jwt.decode` verifies; no value reaches the claims unescaped, so no path
 byte can inject a claim.
+
+The id is 16 bytes from os.urandom per assertion: it needs to be unique, not secret (a forged assertion fails
+its signature whatever its id), but a per-process prefix and counter would repeat after a fork or in a second
+process started from the same state, and a repeated id makes the upstream refuse a real request. os.urandom
+costs well under a microsecond (bench/assertion_micro.py).
 """
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import json
+import os
 import time
 from json.encoder import encode_basestring
 
-ISSUER = "taskgate-gateway"
-AUDIENCE = "task-service"
-TYPE = "tg-assertion+jwt"
-LIFETIME_S = 30
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
+from taskgate_assertion.format import (
+    BODY,
+    EMPTY_BODY_DIGEST,
+    ISSUER,
+    LIFETIME_S,
+    METHOD,
+    REQUEST_ID,
+    TARGET,
+    TYPE,
+    b64url,
+    body_digest,
+)
 
+__all__ = ["ISSUER", "LIFETIME_S", "TYPE", "AssertionSigner"]
 
-def _b64url(data: bytes) -> bytes:
-    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
-
-
-_HEADER = _b64url(json.dumps({"alg": "HS256", "typ": TYPE}, separators=(",", ":")).encode())
+_HEADER = b64url(json.dumps({"alg": "HS256", "typ": TYPE}, separators=(",", ":")).encode())
 
 
 def _claims_starts(audience: str) -> tuple[str, str]:
@@ -50,18 +60,22 @@ class AssertionSigner:
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)  # keyed once, copied per assertion
         self._starts: dict[str, tuple[str, str]] = {}  # audience → its fixed openings, laid out once per upstream
 
-    def sign(self, *, audience: str, method: str, target: str, user_id: str | None, request_id: str) -> str:
+    def sign(
+        self, *, audience: str, method: str, target: str, body: bytes, user_id: str | None, request_id: str
+    ) -> str:
         now = int(time.time())
         starts = self._starts.get(audience)
         if starts is None:
             starts = self._starts[audience] = _claims_starts(audience)
         start = starts[1] if user_id is None else f"{starts[0]}{encode_basestring(user_id)},"
+        digest = body_digest(body) if body else EMPTY_BODY_DIGEST
+        jti = b64url(os.urandom(16)).decode()
         claims = (
             f"{start}"
-            f'"mth":{encode_basestring(method)},"tgt":{encode_basestring(target)},'
-            f'"iat":{now},"exp":{now + LIFETIME_S},"rid":{encode_basestring(request_id)}}}'
+            f'"{METHOD}":{encode_basestring(method)},"{TARGET}":{encode_basestring(target)},"{BODY}":"{digest}",'
+            f'"iat":{now},"exp":{now + LIFETIME_S},"jti":"{jti}","{REQUEST_ID}":{encode_basestring(request_id)}}}'
         )
-        signing_input = _HEADER + b"." + _b64url(claims.encode())
+        signing_input = _HEADER + b"." + b64url(claims.encode())
         mac = self._mac.copy()
         mac.update(signing_input)
-        return (signing_input + b"." + _b64url(mac.digest())).decode()
+        return (signing_input + b"." + b64url(mac.digest())).decode()

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..settings import GatewaySettings
-from .assertion import AUDIENCE
 from .claims import ClaimRef, MatchRule
 from .errors import PolicyError
 from .file import load_policy
@@ -20,7 +19,7 @@ from .templates import parse_template
 
 # The assertion audience the task service checks: the default upstream is named after it, so nothing changes
 # for the service when assertions start naming their upstream.
-DEFAULT_UPSTREAM = AUDIENCE
+DEFAULT_UPSTREAM = "task-service"
 DEFAULT_ISSUER = "default"
 DEFAULT_SOURCE = "built-in default policy"
 TASK_ROUTES = (

@@ -27,7 +27,7 @@ from gateway.http.upstream_pool import Upstream
 from gateway.policy.match import Router
 from gateway.policy.paths import BadTarget, NotRouted
 from gateway.server import open_gateway
-from task_service.assertion import request_target
+from taskgate_assertion.verify import request_target
 from tests.gateway_fixtures import INTERNAL_SECRET, JWT_SECRET, gateway_settings, task_router
 from tests.security.tokens import b64url, raw_token, token
 from tests.security.wire import WireUpstream, exchange, wire_upstream

@@ -1,11 +1,13 @@
 """Upstream trust: the real task service (its own process) refuses every request that did not pass the gateway.
 
-Direct calls, forged assertions and assertions replayed for another method, target or user all get 401 and
-change nothing; the count of alice's tasks (read with a genuine assertion) proves nothing was written.
+Direct calls, forged assertions, assertions replayed for another method, target, user or body, and a
+genuine assertion used a second time all get 401 and change nothing; the count of alice's tasks (read with a
+genuine assertion) proves nothing was written.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,12 +17,15 @@ import httpx
 import jwt
 import pytest
 
-from gateway.policy.assertion import AUDIENCE, AssertionSigner
+from gateway.policy.assertion import AssertionSigner
+from taskgate_assertion.format import body_digest
 from tests.security.wire import exchange
 from tests.support.services import Service, new_secret, running_task_service
 
 USER_SECRET = new_secret()
 INTERNAL = new_secret()
+BODY = b'{"title":"pwned"}'
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +48,17 @@ def assertion(
     now = int(time.time())
     payload = {
         "iss": "taskgate-gateway", "aud": "task-service", "sub": sub, "mth": method, "tgt": target,
-        "iat": now, "exp": now + 30, "rid": "r1", **claims,
+        "bdy": body_digest(BODY), "iat": now, "exp": now + 10, "jti": secrets.token_urlsafe(16), "rid": "r1",
+        **claims,
     }  # fmt: skip
     payload = {k: v for k, v in payload.items() if v is not None}
     key: Any = None if algorithm == "none" else secret
     return jwt.encode(payload, key, algorithm=algorithm, headers=header or {"typ": "tg-assertion+jwt"})
 
 
-def genuine(method: str, target: str) -> dict[str, str]:
+def genuine(method: str, target: str, body: bytes = b"") -> dict[str, str]:
     signed = AssertionSigner(INTERNAL.encode()).sign(
-        audience=AUDIENCE, method=method, target=target, user_id="alice", request_id="r"
+        audience="task-service", method=method, target=target, body=body, user_id="alice", request_id="r"
     )
     return {"X-Gateway-Assertion": signed, "X-User-Id": "alice"}
 
@@ -85,7 +91,13 @@ FORGED: dict[str, Callable[[], dict[str, str]]] = {
     "X-User-Id names someone else": lambda: {"X-Gateway-Assertion": assertion(), "X-User-Id": "bob"},
     "expired": lambda: {"X-Gateway-Assertion": assertion(iat=int(time.time()) - 120, exp=int(time.time()) - 60)},
     "future-dated": lambda: {"X-Gateway-Assertion": assertion(iat=int(time.time()) + 120, exp=int(time.time()) + 150)},
-    "lifetime over 60 s": lambda: {"X-Gateway-Assertion": assertion(exp=int(time.time()) + 3600)},
+    "lifetime over 30 s": lambda: {"X-Gateway-Assertion": assertion(exp=int(time.time()) + 31)},
+    "replayed with another body": lambda: {"X-Gateway-Assertion": assertion(bdy=body_digest(b'{"title":"ok"}'))},
+    "body digest missing": lambda: {"X-Gateway-Assertion": assertion(bdy=None)},
+    "body digest of the empty body": lambda: {"X-Gateway-Assertion": assertion(bdy=body_digest(b""))},
+    "jti missing": lambda: {"X-Gateway-Assertion": assertion(jti=None)},
+    "jti not a string": lambda: {"X-Gateway-Assertion": assertion(jti=12345)},
+    "for another upstream (the notes example)": lambda: {"X-Gateway-Assertion": assertion(aud="notes")},
     "exp as a string": lambda: {"X-Gateway-Assertion": assertion(exp=str(int(time.time()) + 30))},
     "iat missing": lambda: {"X-Gateway-Assertion": assertion(iat=None)},
 }
@@ -94,7 +106,8 @@ FORGED: dict[str, Callable[[], dict[str, str]]] = {
 @pytest.mark.parametrize("name", list(FORGED))
 def test_forged_or_replayed_assertions_get_401_and_write_nothing(service: Service, name: str) -> None:
     before = task_count(service)
-    resp = httpx.post(f"{service.url}/api/alice/tasks", json={"title": "pwned"}, headers=FORGED[name](), timeout=5)
+    headers = {**FORGED[name](), **JSON}
+    resp = httpx.post(f"{service.url}/api/alice/tasks", content=BODY, headers=headers, timeout=5)
     assert resp.status_code == 401, resp.text
     assert set(resp.json()) == {"detail"}
     assert task_count(service) == before
@@ -103,20 +116,30 @@ def test_forged_or_replayed_assertions_get_401_and_write_nothing(service: Servic
 def test_the_genuine_assertion_is_accepted_once_bound(service: Service) -> None:
     """Control: the same request with a genuine assertion does write, so the refusals above are meaningful."""
     before = task_count(service)
-    resp = httpx.post(
-        f"{service.url}/api/alice/tasks", json={"title": "ok"}, headers=genuine("POST", "/api/alice/tasks"), timeout=5
-    )
+    headers = {**genuine("POST", "/api/alice/tasks", BODY), **JSON}
+    resp = httpx.post(f"{service.url}/api/alice/tasks", content=BODY, headers=headers, timeout=5)
     assert resp.status_code == 201
     assert task_count(service) == before + 1
 
 
+def test_a_genuine_assertion_is_refused_the_second_time(service: Service) -> None:
+    """Single use: once accepted, the same assertion is refused with the same body and with any other."""
+    headers = {**genuine("POST", "/api/alice/tasks", BODY), **JSON}
+    assert httpx.post(f"{service.url}/api/alice/tasks", content=BODY, headers=headers, timeout=5).status_code == 201
+    before = task_count(service)
+    for body in (BODY, b'{"title":"other"}'):
+        resp = httpx.post(f"{service.url}/api/alice/tasks", content=body, headers=headers, timeout=5)
+        assert resp.status_code == 401, body
+    assert task_count(service) == before
+
+
 def test_two_assertion_headers_are_401(service: Service) -> None:
-    good = genuine("POST", "/api/alice/tasks")["X-Gateway-Assertion"]
+    good = genuine("POST", "/api/alice/tasks", BODY)["X-Gateway-Assertion"]
     before = task_count(service)
     resp = httpx.post(
         f"{service.url}/api/alice/tasks",
-        json={"title": "twice"},
-        headers=[("X-Gateway-Assertion", good), ("X-Gateway-Assertion", good)],
+        content=BODY,
+        headers=[("X-Gateway-Assertion", good), ("X-Gateway-Assertion", good), *JSON.items()],
         timeout=5,
     )
     assert resp.status_code == 401

@@ -25,7 +25,7 @@ POLL_INTERVAL_S = 0.05
 LOG_TAIL_CHARS = 4000
 
 # Settings of the project's own services; a developer's shell must not leak them into a test's child.
-SERVICE_ENV_PREFIXES = ("GATEWAY_", "TASKS_", "BA_", "BETTER_AUTH_", "JWT_", "JWKS_", "TASKGATE_")
+SERVICE_ENV_PREFIXES = ("GATEWAY_", "TASKS_", "NOTES_", "BA_", "BETTER_AUTH_", "JWT_", "JWKS_", "TASKGATE_")
 
 
 def free_port() -> int:

@@ -50,13 +50,15 @@ def running_gateway(
     settings: Mapping[str, str],
     *,
     port: int | None = None,
+    policy_file: Path | None = None,
 ) -> Iterator[Service]:
     """The gateway in front of upstream_url; settings carry the JWT set-up (GATEWAY_…).
 
-    Give a port when something must know the gateway's URL before it starts (the demo page does).
+    Give a port when something must know the gateway's URL before it starts (the demo page does); a
+    policy_file names its upstreams itself (upstream_url is then unused).
     """
 
-    policy_file = policy_file_under_test(upstream_url)
+    policy_file = policy_file or policy_file_under_test(upstream_url)
     upstream = (
         {"GATEWAY_UPSTREAM_URL": upstream_url} if policy_file is None else {"GATEWAY_POLICY_FILE": str(policy_file)}
     )
@@ -75,3 +77,16 @@ def running_gateway(
 
     with running_on_port("gateway", launch, work_dir, port=port) as (proc, chosen):
         yield Service(f"http://127.0.0.1:{chosen}", proc)
+
+
+@contextmanager
+def running_notes(work_dir: Path, internal_secret: str) -> Iterator[Service]:
+    """The notes example (examples/notes/app.py) under uvicorn on a free port, as docs/upstreams.md runs it."""
+
+    def launch(port: int) -> Launch:
+        env = clean_env({"NOTES_INTERNAL_SECRET": internal_secret})
+        argv = [sys.executable, "-m", "uvicorn", "examples.notes.app:app", "--host", "127.0.0.1", "--port", str(port)]
+        return Launch(argv, env, f"http://127.0.0.1:{port}/docs")
+
+    with running_on_port("notes", launch, work_dir) as (proc, port):
+        yield Service(f"http://127.0.0.1:{port}", proc)

@@ -1,5 +1,5 @@
 """A test signer that plays the gateway: it signs assertions the way docs/contract.md describes,
-over the request target exactly as httpx will put it on the wire.
+over the request target exactly as httpx will put it on the wire and the body it will send.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from typing import Any
 import httpx
 import jwt
 
+from taskgate_assertion.format import body_digest
+
 INTERNAL_SECRET = secrets.token_urlsafe(48)
 ROTATED_SECRET = secrets.token_urlsafe(48)
 
 
-def claims_for(method: str, target: str, user: str, **overrides: Any) -> dict[str, Any]:
+def claims_for(method: str, target: str, user: str | None, body: bytes = b"", **overrides: Any) -> dict[str, Any]:
+    """The gateway's claims for one request; an override of None drops that claim. Each call has a new `jti`."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": "taskgate-gateway",
@@ -24,8 +27,10 @@ def claims_for(method: str, target: str, user: str, **overrides: Any) -> dict[st
         "sub": user,
         "mth": method,
         "tgt": target,
+        "bdy": body_digest(body),
         "iat": now,
-        "exp": now + 30,
+        "exp": now + 10,
+        "jti": secrets.token_urlsafe(16),
         "rid": secrets.token_hex(8),
     }
     claims.update(overrides)
@@ -59,7 +64,7 @@ class Api:
         elif assertion is not None:
             request.headers["X-Gateway-Assertion"] = assertion
         elif user is not None:
-            request.headers["X-Gateway-Assertion"] = sign(claims_for(method, target, user))
+            request.headers["X-Gateway-Assertion"] = sign(claims_for(method, target, user, request.read()))
             request.headers["X-User-Id"] = user
         return await self.client.send(request)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -11,6 +13,7 @@ from typing import Any
 import jwt
 import pytest
 
+from taskgate_assertion.format import body_digest
 from tests.task_service.signer import INTERNAL_SECRET, ROTATED_SECRET, Api, claims_for, sign
 
 Forge = Callable[[str, str], str]
@@ -18,6 +21,17 @@ Forge = Callable[[str, str], str]
 
 def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _hs256(header: dict[str, Any], claims: Any, secret: str = INTERNAL_SECRET) -> str:
+    """Signed with the right secret over any header and payload, which pyjwt's encoder would refuse to make."""
+    signing_input = f"{_b64(header)}.{_b64(claims)}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+def _header(**extra: Any) -> Forge:
+    return lambda m, t: _hs256({"alg": "HS256", "typ": "tg-assertion+jwt", **extra}, claims_for(m, t, "alice"))
 
 
 def _with(**overrides: Any) -> Forge:
@@ -59,12 +73,17 @@ REJECTED: dict[str, Forge | str] = {
     # suite ("issued in the future" would become merely expired, and pass for the wrong reason).
     "expired": lambda m, t: _with(iat=_now() - 100, exp=_now() - 70)(m, t),
     "issued in the future": lambda m, t: _with(iat=_now() + 60, exp=_now() + 90)(m, t),
-    "lifetime over 60 s": lambda m, t: _with(iat=_now(), exp=_now() + 61)(m, t),
+    "lifetime over 30 s": lambda m, t: _with(iat=_now(), exp=_now() + 31)(m, t),
     "float times": lambda m, t: _with(iat=float(_now()), exp=float(_now() + 30))(m, t),
     "no exp": _with(exp=None),
     "no iat": _with(iat=None),
     "wrong aud": _with(aud="someone-else"),
     "aud list": _with(aud=["task-service"]),
+    "no jti": _with(jti=None),
+    "empty jti": _with(jti=""),
+    "no body digest": _with(bdy=None),
+    "digest of another body": _with(bdy=body_digest(b"{}")),
+    "no sub": _with(sub=None),
     "wrong iss": _with(iss="not-the-gateway"),
     "no iss": _with(iss=None),
     "wrong method": lambda m, t: sign(claims_for("GET" if m != "GET" else "DELETE", t, "alice")),
@@ -72,10 +91,18 @@ REJECTED: dict[str, Forge | str] = {
     "wrong target": lambda m, t: sign(claims_for(m, t + "/1", "alice")),
     "target without query": lambda m, t: sign(claims_for(m, t.split("?")[0], "alice")),
     "empty sub": _with(sub=""),
-    "no sub": _with(sub=None),
     "numeric sub": _with(sub=7),
     "sub too long for a user id": lambda m, t: sign(claims_for(m, t.replace("alice", "a" * 129), "a" * 129)),
     "sub with a slash": lambda m, t: sign(claims_for(m, t, "alice/..")),
+    "jti not a string": _with(jti=7),
+    "payload not an object": lambda m, t: _hs256({"alg": "HS256", "typ": "tg-assertion+jwt"}, [claims_for(m, t, "a")]),
+    "kid not a string": _header(kid=7),
+    "a critical extension": _header(crit=["exp"], exp=1),
+    "detached payload": _header(b64=False),
+    "two segments": lambda m, t: sign(claims_for(m, t, "alice")).rsplit(".", 1)[0],
+    "four segments": lambda m, t: sign(claims_for(m, t, "alice")) + ".e30",
+    "junk after the signature": lambda m, t: sign(claims_for(m, t, "alice")) + "!!",
+    "not ASCII": lambda m, t: sign(claims_for(m, t, "alice")) + "\u00e9",
 }
 
 
@@ -127,8 +154,33 @@ async def test_two_assertion_headers_are_401(api: Api) -> None:
         "/api/alice/tasks", headers=[("X-Gateway-Assertion", good), ("X-Gateway-Assertion", good)]
     )
     assert response.status_code == 401
+    # The refused attempt did not use up the id: the real request still passes.
     response = await api.client.get("/api/alice/tasks", headers=[("X-Gateway-Assertion", good)])
     assert response.status_code == 200
+
+
+async def test_an_assertion_is_accepted_once(api: Api) -> None:
+    good = sign(claims_for("GET", "/api/alice/tasks", "alice"))
+    assert (await api.request("GET", "/api/alice/tasks", assertion=good)).status_code == 200
+    response = await api.request("GET", "/api/alice/tasks", assertion=good)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "missing or invalid gateway assertion"}
+
+
+async def test_the_assertion_binds_the_body(api: Api) -> None:
+    """A captured POST assertion is refused with another body, and with its own body once it was used."""
+    body = b'{"title":"mine"}'
+    signed = sign(claims_for("POST", "/api/alice/tasks", "alice", body))
+    json_type = {"Content-Type": "application/json"}
+    for other in (b'{"title":"planted"}', b'{"title":"mine"} ', b""):
+        response = await api.request("POST", "/api/alice/tasks", assertion=signed, content=other, headers=json_type)
+        assert response.status_code == 401, other
+    created = await api.request("POST", "/api/alice/tasks", assertion=signed, content=body, headers=json_type)
+    assert created.status_code == 201 and created.json()["title"] == "mine"
+    again = await api.request("POST", "/api/alice/tasks", assertion=signed, content=body, headers=json_type)
+    assert again.status_code == 401
+    listing = await api.request("GET", "/api/alice/tasks")
+    assert [task["title"] for task in listing.json()] == ["mine"]
 
 
 async def test_rotated_secret_is_accepted(api: Api) -> None:

@@ -118,3 +118,16 @@ async def test_a_forged_cursor_never_reaches_another_users_tasks(api: Api) -> No
             seen += [t["title"] for t in response.json()]
     # Positions before the first and after the last task: bob's one task twice, alice's never.
     assert seen == ["bob 0", "bob 0"]
+
+
+async def test_total_after_a_cursor_counts_every_match_even_past_the_end(api: Api) -> None:
+    """The total is of all matching tasks, not of those after the cursor; a page emptied by a delete still has it."""
+    for title in ["one", "two", "three"]:
+        await api.create(title=title)
+    first = await api.request("GET", "/api/alice/tasks?sort=created&limit=2")
+    cursor = first.headers["x-next-cursor"]
+    second = await api.request("GET", f"/api/alice/tasks?sort=created&limit=2&cursor={cursor}")
+    assert ([t["title"] for t in second.json()], second.headers["x-total-count"]) == (["three"], "3")
+    assert (await api.request("DELETE", "/api/alice/tasks/3")).status_code == 204
+    emptied = await api.request("GET", f"/api/alice/tasks?sort=created&limit=2&cursor={cursor}")
+    assert (emptied.json(), emptied.headers["x-total-count"]) == ([], "2")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import event
 
 from tests.task_service.signer import Api
 
@@ -120,3 +122,23 @@ async def test_invalid_list_parameters_are_422(api: Api, query: str, field: str)
 async def test_limit_200_is_allowed(api: Api) -> None:
     response = await api.request("GET", "/api/alice/tasks?limit=200")
     assert response.status_code == 200
+
+
+async def test_a_page_and_its_total_are_one_statement(api: Api, app: FastAPI) -> None:
+    """The total comes with the page: one database round trip per list (a page past the end needs a second)."""
+    for title in ["one", "two", "three"]:
+        await api.create(title=title)
+    statements: list[str] = []
+
+    def listener(_connection: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        page, total = await _list(api, "?limit=2")
+        assert (len(page), total, len(statements)) == (2, 3, 1)
+        page, total = await _list(api, "?offset=5")
+        assert (page, total, len(statements)) == ([], 3, 3)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)

@@ -19,10 +19,10 @@ from pydantic import BaseModel
 from gateway.openapi import DEFAULT_FILE
 from gateway.policy.paths import USER_ID_PATTERN, NotRouted
 from task_service.api import router
-from task_service.assertion import USER_ID
 from task_service.schemas import TaskCreate, TaskPatch, TaskReplace
 from taskgate import openapi
 from taskgate.cli import main
+from taskgate_assertion.format import USER_ID
 from tests.gateway_fixtures import task_router
 from tests.task_service.signer import Api
 

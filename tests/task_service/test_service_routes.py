@@ -31,6 +31,19 @@ async def test_get_returns_the_task(api: Api) -> None:
     assert response.headers["etag"] == '"1"'
 
 
+async def test_every_route_writes_a_task_in_the_same_bytes(api: Api) -> None:
+    """List and create render rows directly (task_service/render.py), the other routes through TaskOut: one
+    shape, byte for byte, escapes and non-ASCII text included."""
+    title = 'quote " backslash \\ tab \t control \x01 é € 😀 \u2028 </script>'
+    created = await api.request("POST", "/api/alice/tasks", json={"title": title, "description": "ünï"})
+    fetched = await api.request("GET", f"/api/alice/tasks/{created.json()['id']}")
+    listed = await api.request("GET", "/api/alice/tasks")
+    assert created.content == fetched.content
+    assert listed.content == b"[" + fetched.content + b"]"
+    assert created.json()["title"] == title
+    assert created.headers["content-type"] == fetched.headers["content-type"] == "application/json"
+
+
 async def test_put_replaces_the_fields_sent_and_keeps_those_left_out(api: Api) -> None:
     created = await api.create(title="old", description="old text", completed=True)
     url = f"/api/alice/tasks/{created['id']}"

@@ -66,6 +66,11 @@ class TaskPatch(_Input):
         return self.model_dump(include=self.model_fields_set)
 
 
+def utc_z(value: datetime) -> str:
+    """An aware time as RFC 3339 UTC with microseconds: 2026-01-01T00:00:00.000000Z."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 class TaskOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -79,7 +84,7 @@ class TaskOut(BaseModel):
 
     @field_serializer("created_at", "updated_at")
     def _utc_z(self, value: datetime) -> str:
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return utc_z(value)
 
 
 class ListQuery(BaseModel):

@@ -4,6 +4,7 @@ engine, so that what differs between them and the service is the application cod
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any
 
@@ -48,3 +49,10 @@ def serve(app: Any, port: int) -> None:
         access_log=False,
         log_level="warning",
     )
+
+
+def main(app: Any, description: str | None) -> None:
+    """`python -m bench.service_floor --port N` (or service_plain)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    serve(app, parser.parse_args().port)

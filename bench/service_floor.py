@@ -9,7 +9,6 @@ no response headers, no logs, no metrics: a yardstick, not a product.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.asgi import database_url, engine, serve
+from bench.asgi import database_url, engine, main
 
 PAGE = 50
 
@@ -81,11 +80,5 @@ async def create_task(user_id: str, body: NewTask, request: Request) -> Any:
     return dict(row._mapping)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    serve(app, parser.parse_args().port)
-
-
 if __name__ == "__main__":
-    main()
+    main(app, __doc__)

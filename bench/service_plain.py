@@ -9,7 +9,6 @@ mode on SQLite), so the comparison is between the application code alone.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bench.asgi import database_url, engine, serve
+from bench.asgi import database_url, engine, main
 
 SECRET = os.environ.get("BENCH_JWT_SECRET", "")
 
@@ -104,11 +103,5 @@ async def create_task(task: TaskCreate, user: User, session: Session) -> Task:
     return db_task
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    serve(app, parser.parse_args().port)
-
-
 if __name__ == "__main__":
-    main()
+    main(app, __doc__)

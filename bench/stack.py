@@ -1,7 +1,8 @@
 """The servers of one bench run: each started on a free 127.0.0.1 port, pinned, and probed once.
 
-Placement (docs/performance.md): the proxy under test on core 0; wrk, nginx and the task service on
-core 1, so every proxy competes only with itself.
+Placement (docs/performance.md): the proxy under test on core 0, wrk and nginx on core 1, so every proxy
+competes only with itself; in the task service suite, the app under test on core 0, and wrk, the gateway in
+front of the service and PostgreSQL on core 1.
 """
 
 from __future__ import annotations

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
+from task_service.schemas import utc_z
 from task_service.store import TaskRow
-
-
-def utc_z(value: datetime) -> str:
-    """An aware time as RFC 3339 UTC with microseconds: 2026-01-01T00:00:00.000000Z."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def task_fields(row: TaskRow) -> dict[str, Any]:

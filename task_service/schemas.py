@@ -85,6 +85,11 @@ class TaskReplace(TaskPatch):
 Timestamp = Annotated[datetime, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
+def utc_z(value: datetime) -> str:
+    """An aware time as RFC 3339 UTC with microseconds: 2026-01-01T00:00:00.000000Z."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 class TaskOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -98,7 +103,7 @@ class TaskOut(BaseModel):
 
     @field_serializer("created_at", "updated_at")
     def _utc_z(self, value: datetime) -> str:
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return utc_z(value)
 
 
 class ListQuery(BaseModel):

@@ -6,6 +6,7 @@ bad value stops the process before it takes traffic rather than failing on the f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from . import openapi
 
 MIN_SECRET_BYTES = 32
+# An origin as the browser serialises it (RFC 6454 §6.1): http or https, a lower-case host, an optional port.
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](?::[0-9]{1,5})?")
 
 
 class ConfigError(Exception):
@@ -124,6 +127,20 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Origins are compared exactly with the browser's `Origin`, which is always `scheme://host[:port]` in
+        lower case: anything else (`null`, `*`, a path, a trailing slash) could never match a real page, or
+        would match sandboxed and file pages that all send `null`."""
+        for origin in value:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin as browsers send it: scheme://host[:port] in lower case, "
+                    "without a path or a trailing slash ('null' and '*' are refused)"
+                )
+        return value
 
     @field_validator("openapi_file", "policy_file", mode="before")
     @classmethod

@@ -137,3 +137,25 @@ def test_an_upstream_url_beside_a_policy_file_is_refused(tmp_path: Path) -> None
         GatewaySettings(internal_secret=OTHER, jwt_secret=STRONG, policy_file=policy, upstream_url="http://x:1")
     # the default URL is not "set": only an explicit GATEWAY_UPSTREAM_URL conflicts
     assert GatewaySettings(internal_secret=OTHER, jwt_secret=STRONG, policy_file=policy).policy_file == policy
+
+
+@pytest.mark.parametrize(
+    "origin", ["null", "*", "http://app.example/", "http://app.example/app", "app.example", "http://App.example"]
+)
+def test_a_cors_origin_no_browser_sends_is_refused_naming_the_variable(
+    origin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_JWT_SECRET", STRONG)
+    monkeypatch.setenv("GATEWAY_INTERNAL_SECRET", OTHER)
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", f"http://ok.example, {origin}")
+    with pytest.raises(ConfigError, match="GATEWAY_CORS_ORIGINS") as refused:
+        load_settings()
+    assert repr(origin) in str(refused.value)
+
+
+def test_origins_as_browsers_send_them_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_JWT_SECRET", STRONG)
+    monkeypatch.setenv("GATEWAY_INTERNAL_SECRET", OTHER)
+    origins = "http://127.0.0.1:3000, https://app.example, http://[::1]:8080, http://localhost"
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", origins)
+    assert load_settings().cors_origins == tuple(o.strip() for o in origins.split(","))

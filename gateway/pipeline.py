@@ -199,23 +199,29 @@ class Pipeline:
         route = located.route
         upstream = route.upstream
         user = identity.user_id if identity is not None else None
-        headers = upstream_request_headers(
-            request.headers,
-            user_id=user,
-            claims=claim_headers(route, identity.claims) if identity is not None and route.headers else (),
-            assertion=self.signer.sign(
-                audience=upstream.name,
-                method=request.method,
-                target=located.forwarded,
-                body=body,
+        claims = claim_headers(route, identity.claims) if identity is not None and route.headers else ()
+
+        def signed_headers() -> list[tuple[str, str]]:
+            """The upstream request's headers with a fresh single-use assertion (again for a resent request)."""
+            return upstream_request_headers(
+                request.headers,
                 user_id=user,
+                claims=claims,
+                assertion=self.signer.sign(
+                    audience=upstream.name,
+                    method=request.method,
+                    target=located.forwarded,
+                    body=body,
+                    user_id=user,
+                    request_id=rid,
+                ),
                 request_id=rid,
-            ),
-            request_id=rid,
-            peer=request.peer,
-            scheme="http",
-        )
-        answer = await runtime.pools[upstream.name].send(request.method, located.forwarded, headers, body)
+                peer=request.peer,
+                scheme="http",
+            )
+
+        pool = runtime.pools[upstream.name]
+        answer = await pool.send(request.method, located.forwarded, signed_headers(), body, resign=signed_headers)
         try:
             return Reply(answer.status, client_response_headers(answer.headers), answer.body, stream=answer.stream)
         except BaseException:

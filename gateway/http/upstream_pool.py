@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -96,9 +97,20 @@ class Upstream:
         length = b"Content-Length: %d\r\n" % len(body) if body or method in BODY_METHODS else b""
         return b"".join((head.encode("utf-8", "surrogateescape"), length, b"\r\n", body))
 
-    async def send(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> UpstreamResponse:
+    async def send(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        resign: Callable[[], list[tuple[str, str]]] | None = None,
+    ) -> UpstreamResponse:
         """One exchange; GATEWAY_UPSTREAM_TIMEOUT_S bounds the wait for a free connection, the connect, and
         every wait for upstream bytes (armed on the connection itself, so no per-request timer task).
+
+        An idempotent request whose reused connection closed before any answer is sent once more on a new
+        connection, with the headers `resign` builds afresh: the gateway assertion is single-use, so a resent copy
+        must carry a new one, or an upstream that did take the first copy would refuse the second.
 
         A body that came whole with the head is returned as bytes and the connection is free again at once; a
         body still arriving is returned as a stream that holds the connection and its pool slot until it ends."""
@@ -113,6 +125,8 @@ class Upstream:
             except StaleConnection:
                 if method not in IDEMPOTENT:
                     raise UpstreamUnavailable from None
+                if resign is not None:
+                    request = self.frame(method, target, resign(), body)
                 response = await self._exchange(request, reuse=False)
             streaming = response.stream is not None
             return response

@@ -183,6 +183,26 @@ async def test_stale_keep_alive_is_retried_only_for_idempotent_methods(raw_upstr
     await upstream.close()
 
 
+async def test_a_resent_request_carries_freshly_signed_headers(raw_upstream: RawUpstream) -> None:
+    """The assertion is single-use: the copy resent after a stale connection must carry a new one, never the
+    first copy's (which an upstream that did read it would refuse as a replay)."""
+    upstream = await make_upstream(raw_upstream.url)
+    assert (await upstream.send("GET", "/api/a/tasks", [], b"")).status == 200
+    answers = iter([b"", OK])
+    raw_upstream.answer = lambda _h: next(answers)
+    raw_upstream.close_after_answer = True
+    signed = iter(["second", "third"])
+
+    def resign() -> list[tuple[str, str]]:
+        return [("X-Gateway-Assertion", next(signed))]
+
+    first = [("X-Gateway-Assertion", "first")]
+    assert (await upstream.send("GET", "/api/a/tasks", first, b"", resign=resign)).status == 200
+    sent = [line for r in raw_upstream.requests[1:] for line in r.split(b"\r\n") if b"Assertion" in line]
+    assert sent == [b"X-Gateway-Assertion: first", b"X-Gateway-Assertion: second"]
+    await upstream.close()
+
+
 async def test_stale_keep_alive_post_is_not_replayed(raw_upstream: RawUpstream) -> None:
     upstream = await make_upstream(raw_upstream.url)
     assert (await upstream.send("GET", "/api/a/tasks", [], b"")).status == 200

@@ -14,10 +14,8 @@ is prepared once and copied per assertion — about 5× cheaper than `jwt.encode
 output is an ordinary HS256 JWS that `jwt.decode` verifies; no value reaches the claims unescaped, so no path
 byte can inject a claim.
 
-The id is 16 bytes from os.urandom per assertion: it needs to be unique, not secret (a forged assertion fails
-its signature whatever its id), but a per-process prefix and counter would repeat after a fork or in a second
-process started from the same state, and a repeated id makes the upstream refuse a real request. os.urandom
-costs well under a microsecond (bench/assertion_micro.py).
+The id (`jti`) comes from `ids.UniqueIds`: unique, not secret (a forged assertion fails its signature
+whatever its id), and without a system call per assertion.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from json.encoder import encode_basestring
 
@@ -41,6 +38,8 @@ from taskgate_assertion.format import (
     b64url,
     body_digest,
 )
+
+from .ids import UniqueIds
 
 __all__ = ["ISSUER", "LIFETIME_S", "TYPE", "AssertionSigner"]
 
@@ -59,6 +58,7 @@ class AssertionSigner:
     def __init__(self, secret: bytes) -> None:
         self._mac = hmac.new(secret, digestmod=hashlib.sha256)  # keyed once, copied per assertion
         self._starts: dict[str, tuple[str, str]] = {}  # audience → its fixed openings, laid out once per upstream
+        self._ids = UniqueIds()
 
     def sign(
         self, *, audience: str, method: str, target: str, body: bytes, user_id: str | None, request_id: str
@@ -69,7 +69,7 @@ class AssertionSigner:
             starts = self._starts[audience] = _claims_starts(audience)
         start = starts[1] if user_id is None else f"{starts[0]}{encode_basestring(user_id)},"
         digest = body_digest(body) if body else EMPTY_BODY_DIGEST
-        jti = b64url(os.urandom(16)).decode()
+        jti = self._ids.next()
         claims = (
             f"{start}"
             f'"{METHOD}":{encode_basestring(method)},"{TARGET}":{encode_basestring(target)},"{BODY}":"{digest}",'

@@ -7,12 +7,12 @@ internal.
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
 from collections.abc import Iterable, Sequence
 
 from multidict import CIMultiDictProxy
+
+from .ids import UniqueIds
 
 FORWARDED_REQUEST_HEADERS = (
     "Accept",
@@ -63,8 +63,7 @@ _RESPONSE_DROPPED = (
 )
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_RID_PREFIX = os.urandom(6).hex()
-_rid_counter = itertools.count(1)
+_FRESH_IDS = UniqueIds()
 
 
 def _named_in_connection(headers: CIMultiDictProxy[str]) -> frozenset[str]:
@@ -75,13 +74,13 @@ def _named_in_connection(headers: CIMultiDictProxy[str]) -> frozenset[str]:
 def request_id(values: Iterable[str]) -> str:
     """The client's X-Request-Id when it is one well-formed value; a fresh one otherwise.
 
-    Fresh ids are a random per-process prefix and a counter: unique across replicas and restarts without
-    paying for a UUID on every request.
+    Fresh ids are a random per-process prefix and a counter (ids.py): unique across workers, replicas and
+    restarts without a system call or a UUID on every request.
     """
     given = list(values)
     if len(given) == 1 and _REQUEST_ID.fullmatch(given[0]):
         return given[0]
-    return f"{_RID_PREFIX}-{next(_rid_counter):x}"
+    return _FRESH_IDS.next()
 
 
 class UnsafeHeader(ValueError):

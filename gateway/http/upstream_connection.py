@@ -39,7 +39,10 @@ class UpstreamConnection(BaseProtocol):
         self._read_timeout_s = read_timeout_s
         self._waiter: asyncio.Future[tuple[RawResponseMessage, StreamReader]] | None = None
         self._body: StreamReader | None = None
+        # The read deadline: armed lazily, like the client side's keep-alive timer. It is not re-created and
+        # cancelled for every exchange; when it fires it looks at the exchange in progress, if any, and re-arms.
         self._timer: asyncio.TimerHandle | None = None
+        self._exchanging = False
         self._last_read = 0.0
         self.should_close = False
         self.answered = False  # bytes of a response arrived since the last request was written
@@ -56,15 +59,15 @@ class UpstreamConnection(BaseProtocol):
         self._waiter = self._loop.create_future()
         self.transport.write(request)
         self._last_read = self._loop.time()
-        self._timer = self._loop.call_at(self._last_read + self._read_timeout_s, self._check_timeout)
+        self._exchanging = True
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._last_read + self._read_timeout_s, self._check_timeout)
         return self._waiter
 
     def done(self) -> None:
-        """The response body has been read: stop the read deadline."""
+        """The response body has been read: the read deadline no longer applies (its timer lapses)."""
         self._body = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._exchanging = False
 
     def data_received(self, data: bytes) -> None:
         self.answered = True
@@ -115,6 +118,8 @@ class UpstreamConnection(BaseProtocol):
         """GATEWAY_UPSTREAM_TIMEOUT_S bounds each wait for upstream bytes: idle that long and the exchange fails.
         Not while reading is paused: then the gateway is not waiting for the upstream but for its client."""
         self._timer = None
+        if not self._exchanging:
+            return  # idle in the pool: no wait to bound until the next request arms it again
         if self._reading_paused:
             self._timer = self._loop.call_at(self._loop.time() + self._read_timeout_s, self._check_timeout)
             return

@@ -18,6 +18,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from .slots import Slots
 from .streaming import StreamedBody
 from .upstream_connection import StaleConnection, UpstreamConnection
 
@@ -67,7 +68,7 @@ class Upstream:
         self._connect_timeout_s = connect_timeout_s
         self._idle_s = idle_s
         self.pool_size = pool_size
-        self._slots = asyncio.Semaphore(pool_size)
+        self._slots = Slots(pool_size)
         self._idle: list[tuple[UpstreamConnection, float]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._all_done: asyncio.Event | None = None  # set when retiring and no request is in flight
@@ -118,7 +119,8 @@ class Upstream:
         self.inflight += 1
         acquired = streaming = False
         try:
-            await self._acquire_slot()
+            if not self._slots.try_take():  # the pool is full: wait in line, within the timeout
+                await self._wait_for_slot()
             acquired = True
             try:
                 response = await self._exchange(request, reuse=True)
@@ -145,12 +147,9 @@ class Upstream:
         if self._all_done is not None and not self.inflight:
             self._all_done.set()
 
-    async def _acquire_slot(self) -> None:
-        if self._slots.locked():
-            async with asyncio.timeout(self._timeout_s):
-                await self._slots.acquire()
-        else:
-            await self._slots.acquire()
+    async def _wait_for_slot(self) -> None:
+        async with asyncio.timeout(self._timeout_s):
+            await self._slots.take(self._running_loop)
 
     async def _exchange(self, request: bytes, *, reuse: bool) -> UpstreamResponse:
         conn = self._idle_connection() if reuse else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 # Claim names as issuers write them (`sub`, `org_id`, `https:` namespaces aside): dotted steps into objects.
@@ -19,6 +20,9 @@ _STEP = re.compile(r"[A-Za-z0-9_:-]{1,128}")
 MAX_DEPTH = 8
 # Floats beyond this no longer hold every integer exactly, so "equal as text" would be a guess.
 _EXACT_FLOAT = 2**53
+# What a JSON object decodes to, and the read-only view the verifier shares claims through. Concrete types: an
+# isinstance check against the Mapping ABC costs more than the rest of a `match` rule on every request.
+_OBJECTS = (dict, MappingProxyType)
 
 
 class ClaimRefError(ValueError):
@@ -46,9 +50,11 @@ class ClaimRef:
         """The claim's comparable values: one for a string or number, the items of a list, else none."""
         value: Any = claims
         for step in self.steps:
-            if not isinstance(value, Mapping):
+            if not isinstance(value, _OBJECTS):
                 return ()
             value = value.get(step)
+        if type(value) is str:  # the usual claim (`sub`, an org id): no list to walk
+            return (value,)
         return _comparable_texts(value)
 
 

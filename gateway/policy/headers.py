@@ -7,6 +7,7 @@ internal.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -68,7 +69,17 @@ _FRESH_IDS = UniqueIds()
 
 def _named_in_connection(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     """Headers a peer declared hop-by-hop through `Connection` (RFC 9110 §7.6.1)."""
-    return frozenset(t.strip().lower() for value in headers.getall("Connection", ()) for t in value.split(","))
+    values = headers.getall("Connection", ())
+    if len(values) == 1:
+        return _connection_tokens(values[0])
+    return frozenset(token for value in values for token in _connection_tokens(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _connection_tokens(value: str) -> frozenset[str]:
+    """The names in one `Connection` value, remembered: browsers send `keep-alive` on every request, and an
+    upstream its own few values, so the split and lower-casing is done once per distinct value."""
+    return frozenset(token.strip().lower() for token in value.split(","))
 
 
 def request_id(values: Iterable[str]) -> str:

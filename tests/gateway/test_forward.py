@@ -250,6 +250,39 @@ async def test_the_timeout_bounds_each_wait_not_the_whole_body(raw_upstream: Raw
     assert body == b"x" * pieces
 
 
+async def test_a_silent_upstream_times_out_on_a_reused_connection_too() -> None:
+    """The read deadline is armed lazily (once per connection, re-armed when it fires): the second exchange on a
+    kept-alive connection is bounded like the first, whether or not the first one's timer is still pending."""
+    answered = 0
+
+    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                if answered == 0:
+                    writer.write(OK)
+                    await writer.drain()
+                answered += 1  # every later request is read and never answered
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+    upstream = await make_upstream(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_s=0.3)
+    try:
+        assert (await upstream.send("GET", "/a", [], b"")).status == 200
+        async with asyncio.timeout(10):  # a deadline that never fires would hang here instead
+            with pytest.raises(UpstreamTimedOut):
+                await upstream.send("POST", "/b", [], b"{}")  # not idempotent: no resend on a new connection
+        assert answered == 2
+    finally:
+        await upstream.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_close_delimited_body_is_relayed_whole(raw_upstream: RawUpstream) -> None:
     """No Content-Length and no chunking: the body runs until the upstream closes (RFC 9112 §6.3), never cut."""
     raw_upstream.answer = lambda _h: b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[1, 2, 3]"
@@ -330,3 +363,43 @@ async def test_a_body_cut_short_fails_the_stream_and_drops_the_connection(
     assert await whole(await upstream.send("GET", "/api/a/tasks", [], b"")) == b"[]"
     await upstream.close()
     assert raw_upstream.connections == 2  # the cut-off connection was not reused
+
+
+async def test_a_full_pool_queues_the_next_request_until_a_slot_is_free() -> None:
+    """pool_size bounds the exchanges in flight: with the only slot held by an upstream that has not answered,
+    the next request waits for the slot (never opening a second connection) and is sent once the first answer
+    came."""
+    release = asyncio.Event()
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                seen.append(await reader.readuntil(b"\r\n\r\n"))
+                await release.wait()
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    upstream = Upstream(url, timeout_s=10.0, connect_timeout_s=1.0, pool_size=1)
+    await upstream.start()
+    try:
+        first = asyncio.create_task(upstream.send("GET", "/a", [], b""))
+        while not seen:  # the first request holds the only slot, unanswered
+            await asyncio.sleep(0.01)
+        queued = asyncio.create_task(upstream.send("GET", "/b", [], b""))
+        for _ in range(20):  # however long it is given, /b does not reach the upstream while /a holds the slot
+            await asyncio.sleep(0)
+        assert len(seen) == 1 and not queued.done()
+        release.set()
+        assert (await first).status == 200 and (await queued).status == 200
+        assert [head.split(b" ")[1] for head in seen] == [b"/a", b"/b"]
+    finally:
+        await upstream.close()
+        server.close()
+        await server.wait_closed()

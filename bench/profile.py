@@ -1,10 +1,10 @@
 """Where the time goes: py-spy samples a server while wrk drives it.
 
 `python bench/profile.py` (py-spy must be installed in the venv: `.venv/bin/pip install py-spy`; it is a
-bench-only tool, not a project dependency) samples the gateway on the HS256 pool. `--service list|create`
-samples the task service alone, driven directly with gateway assertions (`--app floor|plain` samples one of
-the service suite's references instead); `--e2e list|create` puts the gateway in front of the task service and
-samples both. Writes the collapsed stacks and a summary of the top frames (self = the sampled leaf, total =
+bench-only tool, not a project dependency) samples the gateway, every feature on, on the HS256 pool.
+`--service list|create` samples the task service alone, driven directly with gateway assertions
+(`--app floor|plain` samples one of the service suite's references instead); `--e2e list|create` puts the
+gateway in front of the task service and samples both. Writes the collapsed stacks and a summary of the top frames (self = the sampled leaf, total =
 anywhere on the stack) to bench/results/.
 """
 
@@ -157,7 +157,7 @@ def _forward_path(stack: Stack, single: bool) -> Target:
     if single:
         pool = pools.single(pool)
     nginx = stack.nginx()
-    gateway = stack.gateway(nginx)
+    gateway = stack.gateway_all_features(nginx)
     expect_forwarded(gateway, pool[0])
     return Target(gateway, lambda: pool, [gateway])
 

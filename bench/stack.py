@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import tokens
 from bench.procs import Processes, Started, StartError, free_port, listening_socket_count, pinned
-from bench.upstream import FIXED_BODY, JWKS_PATH, render_nginx_conf
+from bench.upstream import FIXED_BODY, JWKS_PATH, REVOCATIONS_PATH, render_nginx_conf
 from bench.wrk import Request
 from gateway.policy.default import TASK_ROUTES
 
@@ -31,6 +31,7 @@ WORKERS_SETTLE_S = 10.0
 class Unavailable(RuntimeError):
     """A case cannot run yet (e.g. the gateway lacks a feature); its row reads n/a with this reason."""
 
+POLICY_ROUTES = 50  # the policy file of the gateway with every feature on
 
 @dataclass(frozen=True)
 class Server:
@@ -59,6 +60,7 @@ class Stack:
     procs: Processes
     jwt_secret: str = field(default_factory=tokens.new_secret)
     internal_secret: str = field(default_factory=tokens.new_secret)
+    revocation_secret: str = field(default_factory=tokens.new_secret)
     eddsa: tokens.EdDSAKey = field(default_factory=tokens.EdDSAKey)
 
     def _python(self, name: str, module: str, args: list[str], env: Mapping[str, str], cores: str) -> Server:
@@ -69,7 +71,7 @@ class Stack:
 
     def nginx(self) -> Server:
         port = free_port()
-        conf = render_nginx_conf(self.run_dir, port, self.eddsa.jwks_json())
+        conf = render_nginx_conf(self.run_dir, port, self.eddsa.jwks_json(), tokens.revocation_feed())
         argv = pinned(SUPPORT_CORES, ["nginx", "-c", str(conf), "-p", str(self.run_dir)])
         return Server("nginx", port, self.procs.start("nginx", argv, port=port))
 
@@ -114,9 +116,11 @@ class Stack:
         cores: str = PROXY_CORES,
         access_log: bool = False,
         policy_routes: int = 0,
+        revocations: bool = False,
     ) -> Server:
         """Access logging is off unless asked for: no reference logs per request (docs/performance.md).
-        `policy_routes`: a policy file of that many routes instead of the default policy (policy_file)."""
+        `policy_routes`: a policy file of that many routes instead of the default policy (policy_file).
+        `revocations`: the revocation check on, following the feed `upstream` serves (bench/tokens.py)."""
         if not (REPO / "gateway" / "__main__.py").exists():
             raise Unavailable("no `python -m gateway` yet")
         upstream_env = {"GATEWAY_UPSTREAM_URL": upstream.url}
@@ -133,8 +137,12 @@ class Stack:
         }
         if jwks is not None:
             env["GATEWAY_JWKS_URL"] = jwks.url + JWKS_PATH
+        if revocations:
+            env["GATEWAY_REVOCATION_URL"] = upstream.url + REVOCATIONS_PATH
+            env["GATEWAY_REVOCATION_SECRET"] = self.revocation_secret
         name = f"gateway-{'eddsa' if jwks else 'hs256'}-w{workers}{'-log' if access_log else ''}"
         name += f"-policy{policy_routes}" if policy_routes else ""
+        name += "-revocations" if revocations else ""
         try:
             server = self._python(name, "gateway", [], env, cores)
         except StartError as exc:
@@ -142,6 +150,10 @@ class Stack:
         if workers > 1:
             self._await_workers(server, workers)
         return server
+
+    def gateway_all_features(self, upstream: Server) -> Server:
+        """The gateway as issue #17 judges it: access log, metrics, a 50-route policy file, revocation check."""
+        return self.gateway(upstream, access_log=True, policy_routes=POLICY_ROUTES, revocations=True)
 
     def policy_file(self, upstream: Server, routes: int) -> Path:
         """A policy of `routes` routes whose last three are the task API: each request is matched after every

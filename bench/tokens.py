@@ -34,10 +34,19 @@ def user_id(index: int) -> str:
     return f"bench-user-{index:05d}"
 
 
+REVOKED_SESSIONS = 1000
+
+
+def session_id(sub: str) -> str:
+    return f"session-{sub}"
+
+
 def _claims(sub: str, now: int, ttl_s: int = TOKEN_TTL_S) -> dict[str, object]:
-    """Roughly the size and shape of a Better Auth JWT, so parsing costs are realistic."""
+    """Roughly the size and shape of a Better Auth JWT (with the session id the taskgateRevocations plugin adds),
+    so parsing costs are realistic."""
     return {
         "sub": sub,
+        "sid": session_id(sub),
         "email": f"{sub}@example.test",
         "name": f"Bench User {sub[-5:]}",
         "iat": now + min(ttl_s, 0) - 60,
@@ -90,3 +99,11 @@ def assertion_headers(internal_secret: str, sub: str, method: str, target: str, 
     }
     signed = jwt.encode(claims, internal_secret, algorithm="HS256", headers={"typ": "tg-assertion+jwt"})
     return {"X-Gateway-Assertion": signed, "X-User-Id": sub, "X-Request-Id": rid}
+
+
+def revocation_feed(sessions: int = REVOKED_SESSIONS) -> str:
+    """A revocation feed page (docs/better-auth.md) holding `sessions` ended sessions of users outside the token
+    pool: the gateway checks every request against a set of realistic size, and no bench request is refused."""
+    exp = int(time.time()) + TOKEN_TTL_S
+    revoked = [{"sid": session_id(f"signed-out-{n:05d}"), "exp": exp} for n in range(sessions)]
+    return json.dumps({"cursor": "bench-1", "more": False, "revoked": revoked})

@@ -24,10 +24,14 @@ _TEMPLATE = Path(__file__).with_name("nginx.conf")
 JWKS_PATH = "/.well-known/jwks.json"
 
 
-def render_nginx_conf(run_dir: Path, port: int, jwks_json: str) -> Path:
-    """Write the nginx config (and the JWKS it serves) into `run_dir`; return the config's path."""
-    (run_dir / "jwks.json").write_text(jwks_json)
-    (run_dir / "jwks.json").chmod(0o644)
+REVOCATIONS_PATH = "/revocations"
+
+
+def render_nginx_conf(run_dir: Path, port: int, jwks_json: str, revocations_json: str) -> Path:
+    """Write the nginx config (and the JWKS and revocation feed it serves) into `run_dir`; return its path."""
+    for name, text in (("jwks.json", jwks_json), ("revocations.json", revocations_json)):
+        (run_dir / name).write_text(text)
+        (run_dir / name).chmod(0o644)
     text = (
         _TEMPLATE.read_text().replace("@DIR@", str(run_dir)).replace("@PORT@", str(port)).replace("@BODY@", FIXED_BODY)
     )

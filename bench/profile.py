@@ -4,8 +4,8 @@
 bench-only tool, not a project dependency) samples the gateway, every feature on, on the HS256 pool.
 `--service list|create` samples the task service alone, driven directly with gateway assertions
 (`--app floor|plain` samples one of the service suite's references instead); `--e2e list|create` puts the
-gateway in front of the task service and samples both. Writes the collapsed stacks and a summary of the top frames (self = the sampled leaf, total =
-anywhere on the stack) to bench/results/.
+gateway in front of the task service and samples both. Writes the collapsed stacks and a summary of the top
+frames (self = the sampled leaf, total = anywhere on the stack) to bench/results/.
 """
 
 from __future__ import annotations

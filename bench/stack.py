@@ -31,7 +31,9 @@ WORKERS_SETTLE_S = 10.0
 class Unavailable(RuntimeError):
     """A case cannot run yet (e.g. the gateway lacks a feature); its row reads n/a with this reason."""
 
+
 POLICY_ROUTES = 50  # the policy file of the gateway with every feature on
+
 
 @dataclass(frozen=True)
 class Server:

@@ -19,18 +19,21 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from aiohttp import http, web
+from aiohttp import http
 
 from .http.client_connection import ConnectionLimits
 from .http.listener import Listener
 from .ops import logs
-from .ops.metrics import admin_app
 from .pipeline import Pipeline
 from .policy.default import configured_policy
 from .policy.errors import PolicyError
 from .policy.model import Policy
 from .settings import ConfigError, GatewaySettings, load_settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("gateway")
 
@@ -110,6 +113,10 @@ async def _start_admin(settings: GatewaySettings, pipeline: Pipeline, worker: in
     """Metrics on their own listener (GATEWAY_ADMIN_PORT, + worker index), never on the public port."""
     if settings.admin_port is None:
         return None
+    from aiohttp import web  # only here: see ops/admin.py
+
+    from .ops.admin import admin_app
+
     runner = web.AppRunner(admin_app(pipeline.metrics), handle_signals=False, access_log=None)
     await runner.setup()
     port = settings.admin_port + worker if settings.admin_port else 0

@@ -12,8 +12,7 @@ import math
 from collections.abc import Iterator
 from typing import Protocol
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -163,13 +162,3 @@ class GatewayMetrics:
             histogram = self._requests.latency[route] = ([0] * (len(LATENCY_BUCKETS) + 1), [0.0])
         histogram[0][bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         histogram[1][0] += seconds
-
-    async def serve(self, _request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def admin_app(metrics: GatewayMetrics) -> web.Application:
-    """The admin listener: metrics only, so it can be scraped without exposing it to the public."""
-    app = web.Application()
-    app.router.add_get("/metrics", metrics.serve)
-    return app

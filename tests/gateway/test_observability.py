@@ -12,8 +12,9 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from prometheus_client import generate_latest
 
+from gateway.ops.admin import admin_app
 from gateway.ops.logs import AccessLog, JsonFormatter
-from gateway.ops.metrics import GatewayMetrics, admin_app
+from gateway.ops.metrics import GatewayMetrics
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
 
 

@@ -180,3 +180,30 @@ async def test_a_body_cut_short_by_the_client_is_400_at_once(recorder: Recorder,
         assert [r.status for r in answers][-1] == 400
         assert answers[-1].body == b'{"detail": "malformed request body"}'
     assert [r.body for r in recorder.received] == [b"{}"]
+
+
+async def test_requests_split_across_reads_around_an_idle_connection(
+    recorder: Recorder, start_gateway: GatewayFactory
+) -> None:
+    """An idle connection drops its parser only at a message boundary: a next head that began in the same read as
+    a request body, or that arrives in pieces after an answer, is still parsed whole."""
+    gw = await start_gateway()
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    post = keep("POST", "/api/alice/tasks", "Content-Type: application/json", "Content-Length: 2") + b"{}"
+    second = keep("GET", "/api/alice/tasks?n=2")
+    writer.write(post + second[:20])  # a body, then the start of the next head, in one read
+    first = await reader.readuntil(b'[{"ok": true}]')
+    writer.write(second[20:])
+    answered = await reader.readuntil(b'[{"ok": true}]')
+    third = keep("GET", "/api/alice/tasks?n=3")  # after the answer: idle at a boundary, then a head in two reads
+    writer.write(third[:25])
+    await writer.drain()
+    writer.write(third[25:])
+    last = await reader.readuntil(b'[{"ok": true}]')
+    writer.close()
+    assert [r.status for r in parse_responses(first + answered + last)] == [200, 200, 200]
+    assert [(r.method, r.raw_path) for r in recorder.received] == [
+        ("POST", "/api/alice/tasks"),
+        ("GET", "/api/alice/tasks?n=2"),
+        ("GET", "/api/alice/tasks?n=3"),
+    ]

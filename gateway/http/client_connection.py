@@ -106,11 +106,18 @@ class ClientConnection(BaseProtocol):
         self._handler = handler
         self._limits = limits
         self._registry = registry
-        # Created on the first bytes of a request and dropped again while the connection is idle at a message
-        # boundary: between requests llhttp holds no state, but aiohttp's parser keeps the last request's headers,
-        # raw headers and URL until the next one begins — about 3 KiB on every idle keep-alive connection.
-        self._requests: HttpRequestParser | None = None
-        self._at_boundary = False  # the bytes fed so far ended exactly after a bodiless request's blank line
+        self._requests = HttpRequestParser(
+            self,
+            loop,
+            READ_LIMIT,
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            max_headers=MAX_HEADERS,
+            # Request bodies are forwarded as received and never inflated here (no decompression bombs).
+            auto_decompress=False,
+            max_msg_queue_size=MAX_PIPELINED,
+        )
+        self._parser = self._requests  # BaseProtocol pauses it when a request body buffers too much
         # A list, not a deque: an empty deque still holds a 512-byte block, on every idle connection; this queue
         # is bounded by MAX_PIPELINED, so popping its head is cheap.
         self._queue: list[tuple[Message, StreamReader]] = []
@@ -129,19 +136,6 @@ class ClientConnection(BaseProtocol):
         self.peer = ""
         self.draining = False
 
-    def _new_parser(self) -> HttpRequestParser:
-        return HttpRequestParser(
-            self,
-            self._loop,
-            READ_LIMIT,
-            max_line_size=MAX_LINE_SIZE,
-            max_field_size=MAX_FIELD_SIZE,
-            max_headers=MAX_HEADERS,
-            # Request bodies are forwarded as received and never inflated here (no decompression bombs).
-            auto_decompress=False,
-            max_msg_queue_size=MAX_PIPELINED,
-        )
-
     # transport callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -156,13 +150,8 @@ class ClientConnection(BaseProtocol):
         if self._ending:
             return  # lingering after a final answer: discard
         between_requests = self._last_body.is_eof()  # so these bytes cannot belong to a body
-        parser = self._requests
-        if parser is None:
-            if not data:
-                return  # nothing held back: a dropped parser had nothing left to parse
-            parser = self._requests = self._parser = self._new_parser()
         try:
-            messages, upgraded, _tail = parser.feed_data(data)
+            messages, upgraded, _tail = self._requests.feed_data(data)
         except http_exceptions.HttpProcessingError as exc:
             self._ending = True
             self._fail_open_bodies(exc)  # a broken body fails its reader, queued or in progress
@@ -177,17 +166,12 @@ class ClientConnection(BaseProtocol):
             if len(self._queue) >= MAX_PIPELINED:
                 self._pause_reading_for_buffer()
             self._stop_head_deadline()
-            bodiless_last = bool(data) and messages[-1][1] is EMPTY_PAYLOAD
-            if bodiless_last and not data.endswith(b"\r\n\r\n"):
+            if data and messages[-1][1] is EMPTY_PAYLOAD and not data.endswith(b"\r\n\r\n"):
                 # A bodiless request ends with its blank line, so bytes after it in this read began the next
                 # head. (Only the timer is decided here; llhttp alone parses.)
                 self._deadline = self._loop.call_later(self._limits.header_timeout_s, self._head_expired)
-            # Under the pipelining bound the parser held nothing back, so it stopped at the blank line.
-            self._at_boundary = bodiless_last and data.endswith(b"\r\n\r\n") and len(self._queue) < MAX_PIPELINED
             self._kick()
-            return
-        self._at_boundary = False
-        if data and between_requests and self._deadline is None:
+        elif data and between_requests and self._deadline is None:
             # A request head has started (while idle, or pipelined behind an answer) and must finish in time.
             self._deadline = self._loop.call_later(self._limits.header_timeout_s, self._head_expired)
 
@@ -246,8 +230,7 @@ class ClientConnection(BaseProtocol):
                 if isinstance(message, http_exceptions.HttpProcessingError):
                     self._refuse(message)
                     return
-                if self._requests is not None:  # never None here: queued messages keep their parser
-                    self._requests.message_consumed()
+                self._requests.message_consumed()
                 if self._buffer_paused and len(self._queue) < MAX_PIPELINED // 2:
                     self._resume_reading_for_buffer()
                     self.data_received(b"")  # parse what the parser held back while the queue was full
@@ -274,8 +257,6 @@ class ClientConnection(BaseProtocol):
             self._end(linger=False)  # the client half-closed, or nothing more will be read
         else:
             self._idle_since = self._loop.time()
-            if self._at_boundary and self._deadline is None and not self._queue and not self._buffer_paused:
-                self._requests = self._parser = None  # idle with nothing parsed ahead: see __init__
             if self._idle_timer is None:
                 self._idle_timer = self._loop.call_at(
                     self._idle_since + self._limits.keepalive_timeout_s, self._idle_check

@@ -110,8 +110,12 @@ class UpstreamConnection(BaseProtocol):
             self._body.set_exception(exc)
 
     def resume_reading(self, resume_parser: bool = True) -> None:
-        if self._reading_paused:  # the gateway held the upstream back (a slow client): its wait starts again now
-            self._last_read = self._loop.time()
+        if not self._reading_paused:
+            # aiohttp's body reader calls this after every read and at every body's end. With nothing paused there
+            # is nothing to resume and no bytes held back in the parser: on every response that was two calls into
+            # the parser with an empty buffer and two transport calls (bench/profile.py), all no-ops.
+            return
+        self._last_read = self._loop.time()  # the gateway held the upstream back (a slow client): its wait starts again
         super().resume_reading(resume_parser)
 
     def _check_timeout(self) -> None:

@@ -13,6 +13,7 @@ import time
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, TextIO
 
+MAX_REMEMBERED_MIDDLES = 1024
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -58,6 +59,7 @@ class AccessLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._second = -1
         self._stamp = ""
+        self._middles: dict[tuple[str, str, int], str] = {}
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -84,12 +86,13 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        middle = self._middles.get((method, route, status))
+        if middle is None:
+            middle = self._middle(method, route, status)
         tail = "" if outcome is None else f', "outcome": {_quote(outcome)}'
         line = (
-            f'{{"ts": "{self._stamp}.{int((now - second) * 1000):03d}Z", "level": "info", "logger": "gateway.access", '
-            f'"msg": "request", "method": {_quote(method)}, "route": {_quote(route)}, "status": {status}, '
-            f'"duration_ms": {seconds * 1000:.3f}, "request_id": {_quote(request_id)}, '
-            f'"user": {"null" if user is None else _quote(user)}, "peer": {_quote(peer)}{tail}}}'
+            f'{{"ts": "{self._stamp}.{int((now - second) * 1000):03d}Z"{middle}{seconds * 1000:.3f}, "request_id": '
+            f'{_quote(request_id)}, "user": {"null" if user is None else _quote(user)}, "peer": {_quote(peer)}{tail}}}'
         )
         self._lines.append(line)
         self._size += len(line) + 1
@@ -97,6 +100,18 @@ class AccessLog:
             self.flush()
         elif self._timer is None:
             self._timer = self._loop.call_later(self._flush_s, self.flush)
+
+    def _middle(self, method: str, route: str, status: int) -> str:
+        """The part of a line that repeats for every request of one method, route and status, escaped once. The
+        three are bounded (llhttp's methods, the policy's route templates, the statuses the gateway answers), so
+        the table stays small; it is cleared if it ever is not."""
+        if len(self._middles) >= MAX_REMEMBERED_MIDDLES:
+            self._middles.clear()
+        middle = self._middles[method, route, status] = (
+            f', "level": "info", "logger": "gateway.access", "msg": "request", "method": {_quote(method)}, '
+            f'"route": {_quote(route)}, "status": {status}, "duration_ms": '
+        )
+        return middle
 
     def flush(self) -> None:
         if self._timer is not None:

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import generate_latest
 
 from gateway.ops.admin import admin_app
-from gateway.ops.logs import AccessLog, JsonFormatter
+from gateway.ops.logs import MAX_REMEMBERED_MIDDLES, AccessLog, JsonFormatter
 from gateway.ops.metrics import GatewayMetrics
 from tests.gateway_fixtures import GatewayFactory, Recorder, bearer, make_token
 
@@ -111,6 +111,27 @@ def test_access_lines_are_json_whatever_the_values() -> None:
     assert first["route"] == first["request_id"] == first["peer"] == odd and first["user"] is None
     assert first["status"] == 503 and first["duration_ms"] == 1.234 and first["logger"] == "gateway.access"
     assert second["user"] == odd and second["duration_ms"] == 2500.0 and second["ts"].endswith("Z")
+
+
+def test_access_lines_stay_right_when_their_repeating_part_is_remembered() -> None:
+    """The method, route and status part of a line is escaped once and reused: lines that share it keep their
+    own values, and more distinct combinations than the table holds still give exact lines."""
+    out = io.StringIO()
+    log = AccessLog(out)
+    routes = [f"/r{n}/{{id}}" for n in range(MAX_REMEMBERED_MIDDLES + 5)]
+    for n, route in enumerate(routes):
+        log.record(method="GET", route=route, status=200, seconds=n / 1000, request_id=f"id-{n}", user=None, peer="p")
+    log.record(method="GET", route=routes[0], status=404, seconds=0.5, request_id="again", user="bob", peer="q")
+    log.flush()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(x["route"], x["status"], x["request_id"]) for x in lines[:-1]] == [
+        (route, 200, f"id-{n}") for n, route in enumerate(routes)
+    ]
+    assert [line["duration_ms"] for line in lines[:3]] == [0.0, 1.0, 2.0]
+    assert lines[-1] | {"ts": ""} == {
+        "ts": "", "level": "info", "logger": "gateway.access", "msg": "request", "method": "GET",
+        "route": routes[0], "status": 404, "duration_ms": 500.0, "request_id": "again", "user": "bob", "peer": "q",
+    }  # fmt: skip
 
 
 def test_a_cut_off_stream_is_named_in_its_access_line() -> None:

@@ -19,11 +19,22 @@ def best_us(call: Callable[[], object], seconds: float) -> float:
     return min(timer.repeat(ROUNDS, number)) / number * 1e6
 
 
-def main(description: str | None, measure: Callable[[], dict[str, float]], column: str) -> None:
-    """Print `measure()` as a two-column table (`column` | µs), or as one JSON object with --json."""
+def main(
+    description: str | None,
+    measure: Callable[[], dict[str, float]],
+    column: str,
+    profile: Callable[[], None] | None = None,
+) -> None:
+    """Print `measure()` as a two-column table (`column` | µs), or as one JSON object with --json; `profile`,
+    when given, is what `--profile` runs instead."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    if profile is not None:
+        parser.add_argument("--profile", action="store_true", help="print where the time goes instead")
     args = parser.parse_args()
+    if profile is not None and args.profile:
+        profile()
+        return
     costs = measure()
     if args.json:
         print(json.dumps(costs))

@@ -228,9 +228,10 @@ def gateway_workers(bench: Bench, nginx: Server, pool: list[Request]) -> None:
 
 
 def micro_costs() -> dict[str, float]:
-    """pyjwt and the cached verdict (bench/tokens_micro.py), then the assertion's steps (bench/assertion_micro.py)."""
+    """pyjwt and the cached verdict (bench/tokens_micro.py), the assertion's steps (bench/assertion_micro.py), and
+    the checks as a whole without sockets (bench/pipeline_micro.py)."""
     costs: dict[str, float] = {}
-    for module in ("bench.tokens_micro", "bench.assertion_micro"):
+    for module in ("bench.tokens_micro", "bench.assertion_micro", "bench.pipeline_micro"):
         out = subprocess.run(
             pinned(PROXY_CORES, [sys.executable, "-m", module, "--json"]),
             capture_output=True,

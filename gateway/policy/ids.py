@@ -13,12 +13,12 @@ one. Processes started afresh draw their own at import.
 
 from __future__ import annotations
 
-import binascii
 import itertools
 import os
 import weakref
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
+from taskgate_assertion.format import b64url
+
 _live: weakref.WeakSet[UniqueIds] = weakref.WeakSet()
 
 
@@ -34,7 +34,7 @@ class UniqueIds:
 
     def renew(self) -> None:
         """A new random prefix; the counter carries on (any prefix with any count is a new id)."""
-        self._prefix = binascii.b2a_base64(os.urandom(12), newline=False).translate(_URLSAFE).decode() + "."
+        self._prefix = b64url(os.urandom(12)).decode() + "."
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._counter):x}"

@@ -32,7 +32,7 @@ from .policy.cors import Cors
 from .policy.default import configured_policy
 from .policy.errors import PolicyError
 from .policy.headers import client_response_headers, request_id, upstream_request_headers
-from .policy.match import Located, authorise, check_method, claim_headers
+from .policy.match import Located, authorise, bound_claim_headers, check_method, claim_headers
 from .policy.model import Policy
 from .policy.ratelimit import RateLimiter
 from .runtime import ROUTE_OTHER, Runtime, retired_pools, start_runtime
@@ -199,7 +199,8 @@ class Pipeline:
         route = located.route
         upstream = route.upstream
         user = identity.user_id if identity is not None else None
-        claims = claim_headers(route, identity.claims) if identity is not None and route.headers else ()
+        claims = claim_headers(route, identity.claims) if identity is not None and route.headers else []
+        bound = bound_claim_headers(route, claims) if route.headers else None
 
         def signed_headers() -> list[tuple[str, str]]:
             """The upstream request's headers with a fresh single-use assertion (again for a resent request)."""
@@ -214,6 +215,7 @@ class Pipeline:
                     body=body,
                     user_id=user,
                     request_id=rid,
+                    claim_headers=bound,
                 ),
                 request_id=rid,
                 peer=request.peer,

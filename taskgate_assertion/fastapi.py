@@ -15,6 +15,7 @@ keeps it on the request, so the route's own body parameter or `request.body()` r
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,9 +39,9 @@ class Caller:
 
     `user` is the verified user (None only through `TrustGateway.request`, on an `auth: none` route).
     `claims` holds the configured claim headers the policy copied (`headers:` in the policy), by the names
-    given to TrustGateway; a header the request lacks is absent. They are not inside the assertion's
-    signature: they are trustworthy because the gateway drops every client copy of a policy header and
-    this dependency reads them only once the assertion has verified (docs/upstreams.md).
+    given to TrustGateway; one the gateway did not send is absent. They are inside the assertion's signature
+    (`hdr`): a value changed on the way, or such a header added to a request the gateway sent without it, is
+    refused with the assertion (docs/upstreams.md).
     """
 
     user: str | None
@@ -80,14 +81,21 @@ class TrustGateway:
             if token is None:
                 raise AssertionRejected("no assertion")
             user_header = _only_header(request, USER_HEADER)
-            claims = {name: value for name in self._claim_headers if (value := _only_header(request, name)) is not None}
             target = request_target(request.scope)
             verified = self.verifier.verify(
-                token, request.method, target, await request.body(), user_header, require_user=require_user
+                token,
+                request.method,
+                target,
+                await request.body(),
+                user_header,
+                require_user=require_user,
+                headers=functools.partial(_only_header, request),
             )
         except AssertionRejected as exc:
             logger.info("gateway assertion rejected: %s", exc)
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or invalid gateway assertion") from None
+        bound = verified.claim_headers
+        claims = {name: bound[name.lower()] for name in self._claim_headers if name.lower() in bound}
         return Caller(verified.user, claims, verified.request_id)
 
     async def user(self, request: Request) -> Caller:

@@ -21,6 +21,10 @@ METHOD = "mth"  # the request method, upper case
 TARGET = "tgt"  # the request target forwarded: raw path, plus '?' and the raw query if any
 BODY = "bdy"  # base64url (unpadded) SHA-256 of the exact body bytes forwarded; of b"" for a bodiless request
 REQUEST_ID = "rid"  # the gateway's X-Request-Id, for correlating logs
+# The headers the gateway copied from the token's claims (a route's `headers:` in the policy): an object of each
+# such header's name, in lower case, to the value sent, or null where the claim was missing and no header was sent.
+# Present only on a route with `headers:`; it binds those headers into the signature like `bdy` binds the body.
+CLAIM_HEADERS = "hdr"
 
 # The gateway's assertions live this long: a forwarded request reaches its upstream in milliseconds; the rest
 # is room for a slow upstream connection. The verifier accepts up to MAX_LIFETIME_S so that a change of the

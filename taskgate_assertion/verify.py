@@ -15,11 +15,12 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskgate_assertion.format import (
     BODY,
+    CLAIM_HEADERS,
     CLOCK_SKEW_S,
     EMPTY_BODY_DIGEST,
     ISSUER,
@@ -43,10 +44,17 @@ class AssertionRejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """What a verified assertion says: the acting user (None on an `auth: none` route) and the request id."""
+    """What a verified assertion says: the acting user (None on an `auth: none` route), the request id, and the
+    headers the gateway copied from the token's claims (name in lower case → value; checked against the request
+    and returned only when `verify` was given the request's headers)."""
 
     user: str | None
     request_id: str | None
+    claim_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# A header the request carries, by name: its one value, None when absent; raises AssertionRejected when sent twice.
+HeaderLookup = Callable[[str], str | None]
 
 
 def request_target(scope: Mapping[str, Any]) -> bytes:
@@ -125,6 +133,23 @@ def _check_header(header: dict[str, Any]) -> None:
         raise AssertionRejected("header names an extension")
 
 
+def _claim_headers(hdr: object, received: HeaderLookup) -> dict[str, str]:
+    """The `hdr` claim checked against the request: every header it names as sent, none it says was not sent."""
+    if hdr is None:
+        return {}
+    if not isinstance(hdr, dict):
+        raise AssertionRejected("hdr is not an object")
+    bound = {}
+    for name, value in hdr.items():
+        if value is not None and not isinstance(value, str):
+            raise AssertionRejected("hdr holds a value that is not a string")
+        if received(name) != value:
+            raise AssertionRejected(f"{name} is not the value the gateway sent")
+        if value is not None:
+            bound[name] = value
+    return bound
+
+
 class AssertionVerifier:
     """Checks one assertion for one upstream (`audience`) against the configured secrets; any may have signed it.
 
@@ -133,8 +158,8 @@ class AssertionVerifier:
     time before anything of the token is parsed; then: a JSON-object header and payload, `kid` a string,
     `iss` and `aud` (strict: a string, not a list) exactly ours, `iat`/`exp` integers within the skew and
     lifetime, `mth`/`tgt`/`bdy` equal to this request's, `sub` (when present, or when required) a user id,
-    and last, once everything else has passed, `jti` not seen before — so a refused attempt never uses up
-    an id the real request still needs.
+    the claim headers `hdr` binds (when the caller reads claim headers), and last, once everything else has
+    passed, `jti` not seen before — so a refused attempt never uses up an id the real request still needs.
     """
 
     def __init__(
@@ -188,8 +213,14 @@ class AssertionVerifier:
         user_header: str | None,
         *,
         require_user: bool = True,
+        headers: HeaderLookup | None = None,
     ) -> Verified:
-        """What the assertion says, or AssertionRejected. The id is remembered only if everything else passed."""
+        """What the assertion says, or AssertionRejected. The id is remembered only if everything else passed.
+
+        `headers` looks the request's headers up: given, the headers the assertion binds (`hdr`, a route with
+        `headers:` in the policy) must be exactly as the gateway sent them — the same value, and absent where it
+        sent none — and come back in `Verified.claim_headers`. Without it they are not checked, and none come
+        back: an upstream that reads no claim header has nothing to check."""
         claims = self._claims(token)
         if claims.get("iss") != ISSUER or claims.get("aud") != self.audience:
             raise AssertionRejected("wrong iss or aud")
@@ -227,9 +258,10 @@ class AssertionVerifier:
         elif user_header is not None and user_header != sub:
             raise AssertionRejected("X-User-Id does not match sub")
         rid = claims.get(REQUEST_ID)
+        bound = _claim_headers(claims.get(CLAIM_HEADERS), headers) if headers is not None else {}
 
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise AssertionRejected("no jti")
         self.replays.admit(jti, exp, now)
-        return Verified(sub, rid if isinstance(rid, str) else None)
+        return Verified(sub, rid if isinstance(rid, str) else None, bound)

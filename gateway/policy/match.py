@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -142,6 +142,15 @@ def authorise(route: Route, params: Mapping[str, str], issuer: str, claims: Mapp
     for rule in route.rules:
         if not rule.holds(params, claims):
             raise Forbidden(f"{route.describe()}: {rule.describe()} does not hold")
+
+
+def bound_claim_headers(route: Route, sent: Sequence[tuple[str, str]]) -> dict[str, str | None]:
+    """What the assertion's `hdr` claim says of the route's `headers:`: each name in lower case, with the value
+    sent (`sent` is claim_headers' answer), or None where the claim was missing and no header was sent — so an
+    upstream can refuse a header added on the way as well as one changed."""
+    bound: dict[str, str | None] = {rule.name.lower(): None for rule in route.headers}
+    bound.update((name.lower(), value) for name, value in sent)
+    return bound
 
 
 def claim_headers(route: Route, claims: Mapping[str, Any]) -> list[tuple[str, str]]:

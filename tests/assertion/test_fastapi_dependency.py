@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import httpx
+import jwt
 import pytest
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 
 from gateway.policy.assertion import AssertionSigner
 from taskgate_assertion.fastapi import Caller, TrustGateway
+from taskgate_assertion.format import TYPE
 
 SECRET = b"k" * 40
 REFUSED = {"detail": "missing or invalid gateway assertion"}
@@ -58,15 +60,29 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def signed(method: str, target: str, body: bytes, user: str | None = "alice", audience: str = "shop") -> str:
+def signed(
+    method: str,
+    target: str,
+    body: bytes,
+    user: str | None = "alice",
+    audience: str = "shop",
+    claim_headers: dict[str, str | None] | None = None,
+) -> str:
     return AssertionSigner(SECRET).sign(
-        audience=audience, method=method, target=target, body=body, user_id=user, request_id="rid-1"
+        audience=audience,
+        method=method,
+        target=target,
+        body=body,
+        user_id=user,
+        request_id="rid-1",
+        claim_headers=claim_headers,
     )
 
 
 async def test_the_route_gets_the_user_the_claims_and_the_body_again(client: httpx.AsyncClient) -> None:
     body = b'{"name":"lamp"}'
-    headers = {"X-Gateway-Assertion": signed("POST", "/items", body), "X-Plan": "pro", "X-Other": "ignored"}
+    assertion = signed("POST", "/items", body, claim_headers={"x-plan": "pro"})
+    headers = {"X-Gateway-Assertion": assertion, "X-Plan": "pro", "X-Other": "ignored"}
     response = await client.post("/items", content=body, headers={**headers, "Content-Type": "application/json"})
     assert response.status_code == 200
     assert response.json() == {"name": "lamp", "raw": body.decode(), "user": "alice", "claims": {"X-Plan": "pro"}}
@@ -85,11 +101,12 @@ async def test_refusals_are_401_and_a_refused_attempt_does_not_use_up_the_id(cli
     body = b'{"name":"lamp"}'
     json_type = {"Content-Type": "application/json"}
     good = signed("POST", "/items", body)
+    with_plan = signed("POST", "/items", body, claim_headers={"x-plan": "pro"})
     attempts: list[tuple[list[tuple[str, str]], bytes]] = [
         ([], body),  # no assertion
         ([("X-Gateway-Assertion", signed("POST", "/items", body, audience="task-service"))], body),  # another aud
         ([("X-Gateway-Assertion", good)], b'{"name":"bomb"}'),  # another body
-        ([("X-Gateway-Assertion", good), ("X-Plan", "pro"), ("X-Plan", "free")], body),  # a claim header twice
+        ([("X-Gateway-Assertion", with_plan), ("X-Plan", "pro"), ("X-Plan", "free")], body),  # a claim header twice
         ([("X-Gateway-Assertion", good), ("X-User-Id", "bob")], body),  # X-User-Id is not sub
     ]
     for headers, content in attempts:
@@ -99,6 +116,40 @@ async def test_refusals_are_401_and_a_refused_attempt_does_not_use_up_the_id(cli
     assert accepted.status_code == 200
     replayed = await client.post("/items", content=body, headers={"X-Gateway-Assertion": good, **json_type})
     assert (replayed.status_code, replayed.json()) == (401, REFUSED)
+
+
+async def test_claim_headers_are_the_gateways_or_refused(client: httpx.AsyncClient) -> None:
+    """The headers a route's policy copies from the token are bound into the assertion (`hdr`): changed, removed,
+    or added where the gateway sent none, the request is refused; a header no assertion vouches for is not a
+    claim, whatever the request carries."""
+    body = b'{"name":"lamp"}'
+    json_type = {"Content-Type": "application/json"}
+
+    async def post(assertion: str, plan: str | None) -> httpx.Response:
+        plan_header = {} if plan is None else {"X-Plan": plan}
+        return await client.post(
+            "/items", content=body, headers={"X-Gateway-Assertion": assertion, **plan_header, **json_type}
+        )
+
+    pro, no_plan = {"x-plan": "pro"}, {"x-plan": None}
+    for bound, sent in ((pro, "free"), (pro, None), (no_plan, "pro")):
+        response = await post(signed("POST", "/items", body, claim_headers=bound), sent)
+        assert (response.status_code, response.json()) == (401, REFUSED), (bound, sent)
+    assert (await post(signed("POST", "/items", body, claim_headers=no_plan), None)).json()["claims"] == {}
+    assert (await post(signed("POST", "/items", body, claim_headers=pro), "pro")).json()["claims"] == {"X-Plan": "pro"}
+    unbound = await post(signed("POST", "/items", body), "enterprise")  # a route without headers: nothing vouched
+    assert (unbound.status_code, unbound.json()["claims"]) == (200, {})
+
+
+@pytest.mark.parametrize("hdr", [["x-plan", "pro"], "x-plan=pro", {"x-plan": 1}, {"x-plan": ["pro"]}])
+async def test_a_malformed_hdr_claim_is_refused(client: httpx.AsyncClient, hdr: object) -> None:
+    """Signed with the right secret but not what the gateway writes: refused, never read as claims."""
+    body = b'{"name":"lamp"}'
+    claims = jwt.decode(signed("POST", "/items", body), SECRET, algorithms=["HS256"], audience="shop")
+    forged = jwt.encode({**claims, "hdr": hdr}, SECRET, algorithm="HS256", headers={"typ": TYPE})
+    headers = {"X-Gateway-Assertion": forged, "X-Plan": "pro", "Content-Type": "application/json"}
+    response = await client.post("/items", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (401, REFUSED)
 
 
 async def test_a_malformed_body_without_an_assertion_is_401_not_422(client: httpx.AsyncClient) -> None:

@@ -16,6 +16,7 @@ import jwt
 import pytest
 from aiohttp import ClientResponse, ClientSession
 
+from taskgate_assertion.verify import AssertionRejected, AssertionVerifier, Verified
 from tests.gateway_fixtures import (
     INTERNAL_SECRET,
     GatewayFactory,
@@ -234,6 +235,38 @@ async def test_claim_headers_are_copied_and_client_copies_dropped(
     assert second.header("X-User-Role") == ["admin, billing"]
     assert second.header("X-User-Id") == ["alice"]
     assert assertion_claims(second, "notes")["sub"] == "alice"
+    # The copied headers are bound into the assertion: the values sent, and null for the one not sent.
+    assert assertion_claims(first, "notes")["hdr"] == {"x-user-email": "alice@example.com", "x-user-role": "admin"}
+    assert assertion_claims(second, "notes")["hdr"] == {"x-user-email": None, "x-user-role": "admin, billing"}
+
+
+def _verify_at_the_upstream(got: Received, changed: dict[str, str | None]) -> Verified:
+    """What the shared verifier says of the request the upstream received, with `changed` headers changed on
+    the way (a value replaces, None removes) — as an on-path tamperer between gateway and upstream would."""
+    headers = {name.lower(): value for name, value in ((n.decode(), v.decode()) for n, v in got.raw_headers)}
+    headers.update((name.lower(), value) for name, value in changed.items() if value is not None)
+    for name, value in changed.items():
+        if value is None:
+            headers.pop(name.lower(), None)
+    [token] = got.header("X-Gateway-Assertion")
+    verifier = AssertionVerifier([INTERNAL_SECRET.encode()], "notes")
+    return verifier.verify(
+        token, got.method, got.raw_path.encode(), got.body, headers.get("x-user-id"), headers=headers.get
+    )
+
+
+async def test_claim_headers_changed_on_the_way_are_refused_by_the_upstream(
+    policy_gateway: GatewayFactory, notes: Recorder
+) -> None:
+    """A header the policy copies cannot be changed, dropped or added between the gateway and its upstream
+    without the upstream's verifier refusing the request: the assertion's `hdr` binds them."""
+    gw = await policy_gateway()
+    await send(gw, "GET", "/orgs/acme/notes", bearer(main_token(org_ids=["acme"], role="admin")))
+    [got] = notes.received
+    assert _verify_at_the_upstream(got, {}).claim_headers == {"x-user-role": "admin"}
+    for changed in ({"X-User-Role": "owner"}, {"X-User-Role": None}, {"X-User-Email": "mallory@example.com"}):
+        with pytest.raises(AssertionRejected):
+            _verify_at_the_upstream(got, changed)
 
 
 async def test_unrouted_paths_are_404_and_unlisted_methods_405_with_allow(

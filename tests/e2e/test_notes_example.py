@@ -89,11 +89,20 @@ def test_outsiders_get_the_gateways_403_and_no_token_a_401(stack: Stack) -> None
     assert anonymous.status_code == 401
 
 
-def _signed(audience: str, method: str, target: str, body: bytes, user: str | None = "alice") -> dict[str, str]:
+def _signed(
+    audience: str, method: str, target: str, body: bytes, user: str | None = "alice", role: str = "owner"
+) -> dict[str, str]:
+    """Headers as the gateway sends them on the notes route: the assertion binds the X-Org-Role it copied."""
     signed = AssertionSigner(INTERNAL.encode()).sign(
-        audience=audience, method=method, target=target, body=body, user_id=user, request_id="r"
+        audience=audience,
+        method=method,
+        target=target,
+        body=body,
+        user_id=user,
+        request_id="r",
+        claim_headers={"x-org-role": role},
     )
-    return {"X-Gateway-Assertion": signed, "Content-Type": "application/json", "X-Org-Role": "owner"}
+    return {"X-Gateway-Assertion": signed, "Content-Type": "application/json", "X-Org-Role": role}
 
 
 def test_around_the_gateway_the_app_refuses_everything_but_a_fresh_assertion_for_itself(stack: Stack) -> None:
@@ -109,6 +118,9 @@ def test_around_the_gateway_the_app_refuses_everything_but_a_fresh_assertion_for
     assert post(_signed("notes", "POST", target, body, user=None)).status_code == 401  # no user: gateway.user
     forged = {**_signed("notes", "POST", target, body), "X-Gateway-Assertion": "a.b.c"}
     assert post(forged).status_code == 401
+
+    promoted = {**_signed("notes", "POST", target, body, role="viewer"), "X-Org-Role": "owner"}
+    assert (post(promoted).status_code, post(promoted).json()) == (401, REFUSED)  # the role changed on the way
 
     genuine = _signed("notes", "POST", target, body)
     assert post(genuine, b'{"text":"planted"}').status_code == 401  # another body

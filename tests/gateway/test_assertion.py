@@ -103,3 +103,23 @@ def test_the_shared_verifier_takes_what_the_gateway_signs_once_for_its_body(body
     assert verifier.verify(signed, "POST", b"/orgs/o/notes", body, "alice").user == "alice"
     with pytest.raises(AssertionRejected, match="replayed"):
         verifier.verify(signed, "POST", b"/orgs/o/notes", body, "alice")
+
+
+@given(
+    bound=st.dictionaries(
+        st.from_regex(r"x-[a-z0-9-]{1,20}", fullmatch=True), st.none() | st.text(max_size=40), max_size=4
+    )
+)
+def test_claim_headers_are_bound_exactly_and_only_when_the_route_copies_any(bound: dict[str, str | None]) -> None:
+    """`hdr` carries the copied headers as sent (None: not sent), whatever their text: escaped, never injected."""
+    signer = AssertionSigner(SECRET)
+
+    def claims(headers: dict[str, str | None] | None) -> dict[str, object]:
+        signed = signer.sign(
+            audience=AUDIENCE, method="GET", target="/t", body=b"", user_id="a", request_id="r", claim_headers=headers
+        )
+        decoded: dict[str, object] = jwt.decode(signed, SECRET, algorithms=["HS256"], audience=AUDIENCE)
+        return decoded
+
+    with_headers, without = claims(bound), claims(None)
+    assert with_headers["hdr"] == bound and set(with_headers) - set(without) == {"hdr"}

@@ -53,7 +53,8 @@ class Verified:
     claim_headers: Mapping[str, str] = field(default_factory=dict)
 
 
-# A header the request carries, by name: its one value, None when absent; raises AssertionRejected when sent twice.
+# A header the request carries, by name (case-insensitively): its one value, None when absent; raises
+# AssertionRejected when it was sent more than once.
 HeaderLookup = Callable[[str], str | None]
 
 

@@ -3,7 +3,7 @@ gets, that it can still read the body the dependency hashed, and that every refu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated
 
 import httpx
@@ -12,9 +12,9 @@ import pytest
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 
-from gateway.policy.assertion import AssertionSigner
 from taskgate_assertion.fastapi import Caller, TrustGateway
 from taskgate_assertion.format import TYPE
+from tests.support.assertions import gateway_assertion
 
 SECRET = b"k" * 40
 REFUSED = {"detail": "missing or invalid gateway assertion"}
@@ -66,16 +66,10 @@ def signed(
     body: bytes,
     user: str | None = "alice",
     audience: str = "shop",
-    claim_headers: dict[str, str | None] | None = None,
+    claim_headers: Mapping[str, str | None] | None = None,
 ) -> str:
-    return AssertionSigner(SECRET).sign(
-        audience=audience,
-        method=method,
-        target=target,
-        body=body,
-        user_id=user,
-        request_id="rid-1",
-        claim_headers=claim_headers,
+    return gateway_assertion(
+        SECRET, audience, method, target, body, user=user, claim_headers=claim_headers, request_id="rid-1"
     )
 
 

@@ -18,7 +18,7 @@ import httpx
 import jwt
 import pytest
 
-from gateway.policy.assertion import AssertionSigner
+from tests.support.assertions import gateway_assertion
 from tests.support.processes import REPO_ROOT
 from tests.support.services import Service, new_secret, running_gateway, running_notes
 
@@ -93,14 +93,8 @@ def _signed(
     audience: str, method: str, target: str, body: bytes, user: str | None = "alice", role: str = "owner"
 ) -> dict[str, str]:
     """Headers as the gateway sends them on the notes route: the assertion binds the X-Org-Role it copied."""
-    signed = AssertionSigner(INTERNAL.encode()).sign(
-        audience=audience,
-        method=method,
-        target=target,
-        body=body,
-        user_id=user,
-        request_id="r",
-        claim_headers={"x-org-role": role},
+    signed = gateway_assertion(
+        INTERNAL.encode(), audience, method, target, body, user=user, claim_headers={"x-org-role": role}
     )
     return {"X-Gateway-Assertion": signed, "Content-Type": "application/json", "X-Org-Role": role}
 

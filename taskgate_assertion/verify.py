@@ -104,6 +104,9 @@ class ReplayCache:
 # The compact JWS form, strictly: three unpadded base64url segments (RFC 7515 §7.1). pyjwt also took
 # padding and, before 2.13, junk characters; the gateway sends neither.
 _SEGMENT = re.compile(rb"[A-Za-z0-9_-]*")
+# How the gateway writes a claim header's name in `hdr`: an RFC 9110 token, lower case. Anything else is refused
+# before it is looked up, so no lookup (Starlette's encodes names as Latin-1) can fail on it.
+_CLAIM_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,64}")
 _KNOWN_HEADERS = 16  # distinct authenticated headers remembered; the gateway sends one
 
 
@@ -142,6 +145,8 @@ def _claim_headers(hdr: object, received: HeaderLookup) -> dict[str, str]:
         raise AssertionRejected("hdr is not an object")
     bound = {}
     for name, value in hdr.items():
+        if not _CLAIM_HEADER_NAME.fullmatch(name):
+            raise AssertionRejected("hdr names something that is not a lower-case header name")
         if value is not None and not isinstance(value, str):
             raise AssertionRejected("hdr holds a value that is not a string")
         if received(name) != value:

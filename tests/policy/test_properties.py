@@ -227,8 +227,9 @@ def draw_target(data: st.DataObject, routes: list[Spec]) -> str:
     return "/" + "/".join(segments)
 
 
-@BOUNDED
-@given(
+# A policy and one request against it (target, method, issuer, claims): drawn the same for the model check here
+# and for the live gateway in tests/security/test_policy_fuzz.py.
+given_a_policy_and_a_request = given(
     routes=st.lists(specs(), min_size=1, max_size=6),
     data=st.data(),
     method=st.sampled_from(METHODS),
@@ -236,6 +237,10 @@ def draw_target(data: st.DataObject, routes: list[Spec]) -> str:
     claims=claim_sets,
     query=st.sampled_from(["", "?q=1", "?a=b&c=d"]),
 )
+
+
+@BOUNDED
+@given_a_policy_and_a_request
 def test_a_request_is_allowed_only_when_the_model_allows_it(
     routes: list[Spec], data: st.DataObject, method: str, issuer: str, claims: dict[str, Any], query: str
 ) -> None:

@@ -16,13 +16,13 @@ from typing import Any
 
 import jwt
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
 from gateway.policy.model import Issuer, Policy, Upstream
 from gateway.server import open_gateway
 from tests.gateway_fixtures import Recorder, gateway_settings, raw_request, recording_upstream, status_of
-from tests.policy.test_properties import ISSUER_NAMES, METHODS, Spec, build, claim_sets, draw_target, model, specs
+from tests.policy.test_properties import ISSUER_NAMES, Spec, build, draw_target, given_a_policy_and_a_request, model
 
 SECRETS = {name: f"policy-fuzz-secret-of-{name}-" + name[-1] * 32 for name in [*ISSUER_NAMES, "i3"]}
 
@@ -84,14 +84,7 @@ async def one_request(policy: Policy, method: str, target: str, token: str) -> i
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    routes=st.lists(specs(), min_size=1, max_size=6),
-    data=st.data(),
-    method=st.sampled_from(METHODS),
-    issuer=st.sampled_from([*ISSUER_NAMES, "i3"]),
-    claims=claim_sets,
-    query=st.sampled_from(["", "?q=1", "?a=b&c=d"]),
-)
+@given_a_policy_and_a_request
 def test_nothing_reaches_an_upstream_unless_a_route_allows_it(
     loop: asyncio.AbstractEventLoop,
     upstreams: Upstreams,
